@@ -1,0 +1,8 @@
+"""skcl: scikit-learn-compatible continual learning with neural networks."""
+
+from ._classifier import ContinualClassifier
+from ._regressor import ContinualRegressor
+
+__version__ = "0.1.0"
+
+__all__ = ["ContinualClassifier", "ContinualRegressor", "__version__"]

@@ -1,0 +1,482 @@
+"""Machinery shared by ContinualClassifier and ContinualRegressor."""
+
+import contextlib
+import copy
+import inspect
+import numbers
+
+import numpy as np
+import torch
+from scipy import sparse
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+from torch.func import functional_call
+
+from .modules import MLP
+from .penalties import Penalty
+
+_VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
+_MAX_SEED = np.iinfo(np.int32).max
+_PREDICT_BATCH = 4096
+
+
+def _task_order(task_id):
+    """Return the distinct task ids in order of first appearance."""
+    _, first = np.unique(task_id, return_index=True)
+    return [task_id[i].item() for i in np.sort(first)]
+
+
+def _check_task_id(task_id, n_samples, name="task_id"):
+    """Return ``task_id`` as a 1-d array of ``n_samples`` ints or strings."""
+    if task_id is None or np.ndim(task_id) == 0:
+        task = 0 if task_id is None else task_id
+        if not isinstance(task, (numbers.Integral, str, np.str_)) or isinstance(
+            task, bool
+        ):
+            raise TypeError(f"{name} must be an int or a str, got {task!r}.")
+        return np.full(n_samples, task, dtype=object if isinstance(task, str) else int)
+    task_id = np.asarray(task_id)
+    if task_id.ndim != 1 or len(task_id) != n_samples:
+        raise ValueError(
+            f"{name} must be a scalar or have one entry per sample: got shape "
+            f"{task_id.shape} for {n_samples} samples."
+        )
+    if task_id.dtype.kind not in "iuUO":
+        raise TypeError(f"{name} must hold ints or strings, got dtype {task_id.dtype}.")
+    if task_id.dtype.kind == "O" and not all(
+        isinstance(t, (numbers.Integral, str)) and not isinstance(t, bool)
+        for t in task_id
+    ):
+        raise TypeError(f"{name} must hold ints or strings only.")
+    return task_id
+
+
+class _ContinualEstimator(BaseEstimator):
+    """Base of the continual estimators: parameters, task bookkeeping, snapshots."""
+
+    _net_class = None
+    _criterion = None
+
+    def __init__(
+        self,
+        *,
+        module=MLP,
+        penalty=None,
+        lr=0.01,
+        lr_decay=1.0,
+        min_lr=0.0,
+        batch_size=32,
+        max_epochs=10,
+        optimizer=torch.optim.SGD,
+        momentum=0.9,
+        reset_optimizer=False,
+        keep_snapshots=True,
+        callbacks=None,
+        device="cpu",
+        verbose=0,
+        random_state=None,
+        **kwargs,
+    ):
+        self.module = module
+        self.penalty = penalty
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.min_lr = min_lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.reset_optimizer = reset_optimizer
+        self.keep_snapshots = keep_snapshots
+        self.callbacks = callbacks
+        self.device = device
+        self.verbose = verbose
+        self.random_state = random_state
+        vars(self).update(kwargs)
+
+    # ---------------------------------------------------------------- parameters
+    def _extra_params(self):
+        """Return the ``**kwargs`` parameters, e.g. ``module__dropout``."""
+        declared = self._get_param_names()
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k not in declared and not k.startswith("_") and not k.endswith("_")
+        }
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update(self._extra_params())
+        if deep and isinstance(self.penalty, (list, tuple)):
+            for i, penalty in enumerate(self.penalty):
+                params[f"penalty__{i}"] = penalty
+                if isinstance(penalty, Penalty):
+                    params.update(
+                        (f"penalty__{i}__{k}", v)
+                        for k, v in penalty.get_params().items()
+                    )
+        return params
+
+    def set_params(self, **params):
+        if "penalty" in params:
+            self.penalty = params.pop("penalty")
+        declared = self._get_param_names()
+        for key in list(params):
+            if key.startswith(_VIRTUAL_PREFIXES) or (
+                "__" not in key and key not in declared
+            ):
+                # Like the constructor, store now and validate at fit.
+                setattr(self, key, params.pop(key))
+            elif key.startswith("penalty__") and isinstance(
+                self.penalty, (list, tuple)
+            ):
+                index, _, name = key[len("penalty__") :].partition("__")
+                if not index.isdigit() or int(index) >= len(self.penalty):
+                    raise ValueError(f"Invalid parameter {key!r}: no such penalty.")
+                if name:
+                    self.penalty[int(index)].set_params(**{name: params.pop(key)})
+                else:
+                    self.penalty[int(index)] = params.pop(key)
+        return super().set_params(**params) if params else self
+
+    def _penalty_list(self):
+        if self.penalty is None:
+            return []
+        return (
+            list(self.penalty)
+            if isinstance(self.penalty, (list, tuple))
+            else [self.penalty]
+        )
+
+    def _validate_params(self):
+        unknown = [
+            k for k in self._extra_params() if not k.startswith(_VIRTUAL_PREFIXES)
+        ]
+        if unknown:
+            raise TypeError(
+                f"Unexpected parameters {unknown}; extra parameters must start "
+                f"with one of {_VIRTUAL_PREFIXES}."
+            )
+
+        def check(name, ok, expected):
+            if not ok:
+                raise ValueError(
+                    f"{name} must be {expected}, got {getattr(self, name)!r}."
+                )
+
+        def positive_int(value):
+            return isinstance(value, numbers.Integral) and value >= 1
+
+        def real(value):
+            return isinstance(value, numbers.Real) and np.isfinite(value)
+
+        check("lr", real(self.lr) and self.lr > 0, "a positive float")
+        check("lr_decay", real(self.lr_decay) and self.lr_decay > 0, "a positive float")
+        check("min_lr", real(self.min_lr) and self.min_lr >= 0, "a float >= 0")
+        check("batch_size", positive_int(self.batch_size), "an int >= 1")
+        check("max_epochs", positive_int(self.max_epochs), "an int >= 1")
+        check("momentum", real(self.momentum) and self.momentum >= 0, "a float >= 0")
+        for name in ("reset_optimizer", "keep_snapshots"):
+            check(name, isinstance(getattr(self, name), bool), "a bool")
+        check(
+            "module",
+            isinstance(self.module, nn.Module)
+            or (isinstance(self.module, type) and issubclass(self.module, nn.Module)),
+            "a torch.nn.Module class or instance",
+        )
+        check(
+            "optimizer",
+            isinstance(self.optimizer, type)
+            and issubclass(self.optimizer, torch.optim.Optimizer),
+            "a torch.optim.Optimizer class",
+        )
+        if not all(isinstance(p, Penalty) for p in self._penalty_list()):
+            raise TypeError(
+                "penalty must be None, a skcl.penalties.Penalty or a list of them, "
+                f"got {self.penalty!r}."
+            )
+
+    # -------------------------------------------------------------- validation
+    @contextlib.contextmanager
+    def _unchanged_on_error(self):
+        """Undo all attribute changes if the block raises (a rejected call changes nothing)."""
+        state = dict(vars(self))
+        try:
+            yield
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(state)
+            raise
+
+    def _validate_X(self, X, *, reset, y="no_validation"):
+        kwargs = dict(
+            accept_sparse=("csr", "csc", "coo"),
+            allow_nd=True,
+            dtype=(np.float32, np.float64),
+            reset=reset,
+        )
+        if isinstance(y, str) and y == "no_validation":
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, **kwargs, **self._y_validation)
+        if reset:
+            self.input_shape_ = X.shape[1:]
+        elif X.shape[1:] != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but {type(self).__name__} "
+                f"was trained on samples of shape {self.input_shape_}."
+            )
+        return X, y
+
+    def _to_tensor(self, array, dtype=None):
+        if sparse.issparse(array):
+            array = array.toarray()
+        array = np.asarray(array)
+        if not array.flags.writeable:
+            array = array.copy()
+        if dtype is None:
+            dtype = next(self.module_.parameters()).dtype
+        return torch.as_tensor(array, dtype=dtype).to(self.net_.device)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y, task_id=None):
+        """Train from scratch on a stream of tasks.
+
+        The tasks are trained one after the other in order of first appearance
+        in ``task_id``, ``max_epochs`` epochs each, exactly as the equivalent
+        sequence of :meth:`partial_fit` calls would.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        task_id : array-like of shape (n_samples,), int or str, default=None
+            The task of each sample. None means a single task: the estimator
+            is then a plain supervised model.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, task_id, classes=None, reset=True)
+
+    def _fit(self, X, y, task_id, classes, reset):
+        first = reset or not hasattr(self, "net_")
+        with self._unchanged_on_error():
+            if first:
+                self._validate_params()
+            X, y = self._validate_X(X, reset=first, y=y)
+            y, n_outputs = self._encode_targets(
+                y, classes, first=first, partial=not reset
+            )
+            task_id = _check_task_id(task_id, X.shape[0])
+            order = _task_order(task_id)
+            self._check_task_order(order, first)
+        if first:
+            self._initialize(X, n_outputs)
+        if len(order) == 1:
+            self._train_task(X, y, order[0])
+            return self
+        for task in order:
+            rows = task_id == task
+            self._train_task(X[rows], y[rows], task)
+        return self
+
+    def _check_task_order(self, order, first):
+        seen = [] if first else list(self.tasks_)
+        for task in order:
+            if task in seen[:-1]:
+                raise ValueError(
+                    f"Task {task!r} was already trained and closed; a closed task "
+                    "cannot be trained again (tasks run in order of first appearance)."
+                )
+            if not seen or task != seen[-1]:
+                seen.append(task)
+
+    def _initialize(self, X, n_outputs):
+        rng = check_random_state(self.random_state)
+        self._rng = np.random.RandomState(rng.randint(_MAX_SEED))
+        virtual = self._extra_params()
+        module = self.module
+        module_kwargs = {}
+        if isinstance(module, nn.Module):
+            module = copy.deepcopy(module)
+        else:
+            names = inspect.signature(module).parameters
+            inferred = {
+                "input_dim": int(np.prod(X.shape[1:])),
+                "input_shape": tuple(X.shape[1:]),
+                "output_dim": n_outputs,
+            }
+            module_kwargs = {
+                f"module__{k}": v
+                for k, v in inferred.items()
+                if k in names and f"module__{k}" not in virtual
+            }
+        optimizer_kwargs = {}
+        if "momentum" in inspect.signature(self.optimizer).parameters:
+            optimizer_kwargs["optimizer__momentum"] = self.momentum
+        net = self._net_class(
+            module=module,
+            criterion=self._criterion,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            callbacks=copy.deepcopy(self.callbacks),
+            device=self.device,
+            verbose=self.verbose,
+            **{**module_kwargs, **optimizer_kwargs, **virtual},
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._rng.randint(_MAX_SEED))
+            net.initialize()
+        penalties = [clone(p) for p in self._penalty_list()]
+        self.penalty_ = (
+            penalties
+            if isinstance(self.penalty, (list, tuple))
+            else (penalties[0] if penalties else None)
+        )
+        net.penalties_ = penalties
+        net.task_index_ = -1
+        net.output_mask_ = None
+        self.net_ = net
+        self.module_ = net.module_
+        self.tasks_ = []
+        self.snapshots_ = []
+        self.initial_snapshot_ = self._state_copy() if self.keep_snapshots else None
+        for penalty in penalties:
+            penalty.initialize(net)
+
+    def _begin_task(self, task):
+        net = self.net_
+        k = len(self.tasks_)
+        self.tasks_.append(task)
+        net.task_index_ = k
+        if k > 0 and self.reset_optimizer:
+            net.initialize_optimizer()
+        lr = max(self.lr * self.lr_decay**k, self.min_lr)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
+        for penalty in net.penalties_:
+            penalty.begin_task(net)
+
+    def _train_task(self, X, y, task):
+        if not self.tasks_ or task != self.tasks_[-1]:
+            self._begin_task(task)
+        net = self.net_
+        net.output_mask_ = self._task_output_mask(task, y)
+        X, y = self._to_tensor(X), self._to_tensor(y, dtype=self._target_dtype)
+        seed = self._rng.randint(_MAX_SEED)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net.train_chunk(
+                X,
+                y,
+                epochs=self.max_epochs,
+                generator=torch.Generator().manual_seed(seed),
+            )
+        for penalty in net.penalties_:
+            penalty.consolidate(net, X, y)
+        if self.keep_snapshots:
+            snapshot = self._state_copy()
+            if len(self.snapshots_) < len(self.tasks_):
+                self.snapshots_.append(snapshot)
+            else:
+                self.snapshots_[-1] = snapshot
+
+    def _task_output_mask(self, task, y):
+        return None
+
+    # ---------------------------------------------------------------- snapshots
+    def _state_copy(self):
+        return {
+            k: v.detach().to("cpu", copy=True)
+            for k, v in self.module_.state_dict().items()
+        }
+
+    @contextlib.contextmanager
+    def use_snapshot(self, index):
+        """Temporarily give the network the parameters of a snapshot.
+
+        Inside the ``with`` block, predictions use the parameters the network
+        had at the end of task ``tasks_[index]`` (or at initialization for
+        ``index="initial"``); the current parameters come back on exit, also
+        after an error.
+
+        Parameters
+        ----------
+        index : int or "initial"
+            Position in ``tasks_`` (negative values count from the end), or
+            ``"initial"``.
+
+        Yields
+        ------
+        self
+        """
+        check_is_fitted(self)
+        if not self.keep_snapshots:
+            raise ValueError(
+                "No snapshots were kept: the estimator has keep_snapshots=False."
+            )
+        if isinstance(index, str) and index == "initial":
+            snapshot = self.initial_snapshot_
+        elif isinstance(index, numbers.Integral) and -len(
+            self.snapshots_
+        ) <= index < len(self.snapshots_):
+            snapshot = self.snapshots_[index]
+        else:
+            raise IndexError(
+                f"index must be 'initial' or an int in [-{len(self.snapshots_)}, "
+                f"{len(self.snapshots_)}), got {index!r}."
+            )
+        current = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        self.module_.load_state_dict(snapshot)
+        try:
+            yield self
+        finally:
+            self.module_.load_state_dict(current)
+
+    # --------------------------------------------------------------- prediction
+    def _forward(self, X, task_id=None):
+        """Return the network's outputs for ``X`` as a float64 tensor on the CPU."""
+        check_is_fitted(self)
+        X, _ = self._validate_X(X, reset=False)
+        mask = self._predict_output_mask(task_id, X.shape[0])
+        X = self._to_tensor(X, dtype=torch.float64)
+        # In float64, outputs do not depend on how the samples are batched.
+        state = {
+            k: v.double() if v.is_floating_point() else v
+            for k, v in self.module_.state_dict().items()
+        }
+        training = self.module_.training
+        self.module_.eval()
+        try:
+            with torch.no_grad():
+                out = torch.cat(
+                    [
+                        functional_call(self.module_, state, X[i : i + _PREDICT_BATCH])
+                        for i in range(0, len(X), _PREDICT_BATCH)
+                    ]
+                ).cpu()
+        finally:
+            self.module_.train(training)
+        if mask is not None:
+            out = out.masked_fill(~mask, float("-inf"))
+        return out
+
+    def _predict_output_mask(self, task_id, n_samples):
+        return None
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

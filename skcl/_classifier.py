@@ -1,0 +1,300 @@
+from types import MappingProxyType
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import _check_task_id, _ContinualEstimator
+from ._net import _ClassifierNet
+from .modules import MLP
+
+
+class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
+    """Neural-network classifier that learns a stream of tasks.
+
+    A scikit-learn estimator around a skorch :class:`~skorch.NeuralNetClassifier`
+    (``net_``). The module outputs logits, trained with cross-entropy;
+    :meth:`predict_proba` is their softmax. Tasks arrive through
+    :meth:`partial_fit` (one chunk at a time) or :meth:`fit` (a whole stream);
+    when a new task starts, the previous one is closed: the penalties
+    consolidate, its parameter snapshot is kept and the learning rate decays.
+
+    Parameters
+    ----------
+    module : type or instance of torch.nn.Module, default=skcl.modules.MLP
+        The network. For a class, ``module__*`` arguments are passed to it, and
+        the arguments ``input_dim`` (number of features), ``input_shape``
+        (shape of one sample) and ``output_dim`` (number of classes) are
+        inferred from the data when the class takes them and they are not
+        given. An instance is deep-copied at the start of training, so every
+        ``fit`` starts from the same weights.
+    penalty : Penalty, list of Penalty or None, default=None
+        Terms anchoring the network to earlier parameters, e.g.
+        :class:`skcl.penalties.L2`; a list adds its terms. Their parameters are
+        reachable as ``penalty__lam`` (or ``penalty__0__lam`` for a list).
+    lr : float, default=0.01
+        Learning rate of the first task.
+    lr_decay : float, default=1.0
+        Per-task decay: task ``k`` (0-based) trains at
+        ``max(lr * lr_decay**k, min_lr)``.
+    min_lr : float, default=0.0
+        Floor of the decayed learning rate.
+    batch_size : int, default=32
+        Mini-batch size.
+    max_epochs : int, default=10
+        Epochs over each chunk of each task (per :meth:`partial_fit` call).
+    optimizer : type of torch.optim.Optimizer, default=torch.optim.SGD
+        Its other arguments go as ``optimizer__*``.
+    momentum : float, default=0.9
+        Passed to optimizers that take a ``momentum`` argument (SGD, RMSprop);
+        ignored by the others.
+    reset_optimizer : bool, default=False
+        Whether the optimizer state (e.g. momentum buffers) is reset when a
+        task starts.
+    keep_snapshots : bool, default=True
+        Keep a CPU copy of the parameters at initialization and at the end of
+        every task (``initial_snapshot_``, ``snapshots_``), from which the
+        accuracy matrix is computed. Switch off for very large models.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra skorch callbacks; they are deep-copied into ``net_``, whose
+        ``callbacks_`` holds the trained ones.
+    device : str or torch.device, default="cpu"
+        Where the network trains, e.g. ``"cuda"``.
+    verbose : int, default=0
+        skorch's per-epoch log when positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialization, the shuffling and dropout, so that
+        two fits with an int give identical predictions on the CPU.
+    classes : array-like or None, default=None
+        All the classes of the stream. If None, ``fit`` takes the classes in
+        ``y`` and the first ``partial_fit`` call needs ``classes``.
+    multi_head : bool, default=False
+        Task-incremental outputs: each task only uses the outputs of the
+        classes seen in that task, in training and in ``predict(X, task_id=...)``.
+    **kwargs
+        ``module__*``, ``optimizer__*``, ``criterion__*`` and ``callbacks__*``
+        arguments, routed as in skorch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    tasks_ : list
+        The task ids seen, in training order.
+    snapshots_ : list of dict
+        One ``state_dict`` (CPU tensors) per entry of ``tasks_``, taken at the
+        end of that task; the last one is the current state.
+    initial_snapshot_ : dict or None
+        The ``state_dict`` at initialization.
+    task_classes_ : dict
+        The class indices seen in each task.
+    penalty_ : Penalty, list of Penalty or None
+        The fitted penalties (clones of ``penalty``) with their state.
+    net_ : skorch.NeuralNetClassifier
+        The inner skorch net (history, callbacks, optimizer).
+    module_ : torch.nn.Module
+        The trained network.
+    n_features_in_ : int
+        Number of features (size of axis 1 of ``X``).
+    input_shape_ : tuple
+        Shape of one sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.penalties import L2
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 4)).astype("float32")
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> task = np.repeat([0, 1], 100)
+    >>> clf = ContinualClassifier(penalty=L2(lam=0.1), random_state=0)
+    >>> clf.fit(X, y, task_id=task).tasks_
+    [0, 1]
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _net_class = _ClassifierNet
+    _criterion = torch.nn.CrossEntropyLoss
+    _target_dtype = torch.long
+    _y_validation = MappingProxyType({})
+
+    def __init__(
+        self,
+        *,
+        module=MLP,
+        penalty=None,
+        lr=0.01,
+        lr_decay=1.0,
+        min_lr=0.0,
+        batch_size=32,
+        max_epochs=10,
+        optimizer=torch.optim.SGD,
+        momentum=0.9,
+        reset_optimizer=False,
+        keep_snapshots=True,
+        callbacks=None,
+        device="cpu",
+        verbose=0,
+        random_state=None,
+        classes=None,
+        multi_head=False,
+        **kwargs,
+    ):
+        super().__init__(
+            module=module,
+            penalty=penalty,
+            lr=lr,
+            lr_decay=lr_decay,
+            min_lr=min_lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            optimizer=optimizer,
+            momentum=momentum,
+            reset_optimizer=reset_optimizer,
+            keep_snapshots=keep_snapshots,
+            callbacks=callbacks,
+            device=device,
+            verbose=verbose,
+            random_state=random_state,
+            **kwargs,
+        )
+        self.classes = classes
+        self.multi_head = multi_head
+
+    def partial_fit(self, X, y, task_id=None, classes=None):
+        """Train ``max_epochs`` epochs on a chunk of the stream.
+
+        Calls with the same ``task_id`` continue a task; a new ``task_id``
+        first closes the previous task. If ``task_id`` holds several tasks,
+        they are trained in order of first appearance.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+            Inputs.
+        y : array-like of shape (n_samples,)
+            Labels.
+        task_id : int, str or array-like of shape (n_samples,), default=None
+            The task of this chunk. None continues the current task (the
+            first task is then ``0``).
+        classes : array-like of shape (n_classes,), default=None
+            All the classes of the stream; required on the first call unless
+            the estimator was given ``classes``, ignored afterwards.
+
+        Returns
+        -------
+        self
+        """
+        if task_id is None and getattr(self, "tasks_", None):
+            task_id = self.tasks_[-1]
+        return self._fit(X, y, task_id, classes=classes, reset=False)
+
+    def _encode_targets(self, y, classes, *, first, partial):
+        if first:
+            check_classification_targets(y)
+            declared = classes if classes is not None else self.classes
+            if declared is None and partial:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit "
+                    "(or given to the constructor)."
+                )
+            self.classes_ = np.unique(y if declared is None else np.asarray(declared))
+        index = np.searchsorted(self.classes_, y)
+        index[index == len(self.classes_)] = 0
+        unknown = self.classes_[index] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels {np.unique(y[unknown]).tolist()} that are not in "
+                f"classes_ {self.classes_.tolist()}."
+            )
+        return index, len(self.classes_)
+
+    def _initialize(self, X, n_outputs):
+        super()._initialize(X, n_outputs)
+        self.task_classes_ = {}
+
+    def _task_output_mask(self, task, y):
+        if not self.multi_head:
+            return None
+        seen = set(self.task_classes_.get(task, ())) | set(np.unique(y).tolist())
+        self.task_classes_[task] = sorted(seen)
+        mask = torch.zeros(len(self.classes_), dtype=torch.bool)
+        mask[self.task_classes_[task]] = True
+        return mask.to(self.net_.device)
+
+    def _predict_output_mask(self, task_id, n_samples):
+        if not self.multi_head or task_id is None:
+            return None
+        task_id = _check_task_id(task_id, n_samples)
+        mask = torch.zeros(n_samples, len(self.classes_), dtype=torch.bool)
+        for task in np.unique(task_id):
+            if task.item() not in self.task_classes_:
+                raise ValueError(
+                    f"task_id {task.item()!r} was never trained; known tasks: "
+                    f"{self.tasks_}."
+                )
+            rows = torch.as_tensor(task_id == task)
+            mask[rows.nonzero(), self.task_classes_[task.item()]] = True
+        return mask
+
+    def predict_proba(self, X, task_id=None):
+        """Return class probabilities, the softmax of the network's logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Inputs.
+        task_id : int, str or array-like of shape (n_samples,), default=None
+            With ``multi_head=True``, restricts each sample to the classes of
+            its task; ignored otherwise.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return torch.softmax(self._forward(X, task_id), dim=1).numpy()
+
+    def predict(self, X, task_id=None):
+        """Return the most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Inputs.
+        task_id : int, str or array-like of shape (n_samples,), default=None
+            With ``multi_head=True``, restricts each sample to the classes of
+            its task; ignored otherwise.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        index = self._forward(X, task_id).argmax(dim=1).numpy()
+        return self.classes_[index]
+
+    def score(self, X, y, task_id=None):
+        """Return the accuracy on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Inputs.
+        y : array-like of shape (n_samples,)
+            True labels.
+        task_id : int, str or array-like of shape (n_samples,), default=None
+            Passed to :meth:`predict`.
+
+        Returns
+        -------
+        float
+        """
+        return accuracy_score(y, self.predict(X, task_id=task_id))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags

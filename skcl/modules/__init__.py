@@ -1,0 +1,6 @@
+"""Ready-made networks whose input and output sizes the estimators infer."""
+
+from ._cnn import CNN
+from ._mlp import MLP
+
+__all__ = ["CNN", "MLP"]

@@ -1,0 +1,43 @@
+"""The penalty protocol."""
+
+from sklearn.base import BaseEstimator
+
+
+class Penalty(BaseEstimator):
+    """Base class of the penalties that anchor a network to earlier parameters.
+
+    A penalty is a small cloneable object: its constructor only stores
+    hyper-parameters (so ``penalty__lam`` works in ``set_params`` and in a grid),
+    and its fitted state lives in attributes ending with an underscore. The
+    estimator calls its lifecycle methods with the inner skorch net ``net``,
+    whose ``module_`` is the network being trained and whose ``task_index_`` is
+    the 0-based index of the current task:
+
+    - :meth:`initialize` once, when training starts from scratch (``fit``, or
+      the first ``partial_fit``), after the network is initialized;
+    - :meth:`begin_task` when a task starts (the previous one, if any, has
+      just ended: the network holds its final parameters);
+    - :meth:`loss` at every training step; the value is added to the task loss;
+    - :meth:`after_step` after every optimizer step;
+    - :meth:`consolidate` after each chunk of a task has been trained (every
+      ``partial_fit`` call, one per task in ``fit``), with that chunk's inputs
+      and encoded targets as tensors on the network's device.
+
+    Every method does nothing by default; a penalty overrides what it needs.
+    """
+
+    def initialize(self, net):
+        """Reset the fitted state at the start of training."""
+
+    def begin_task(self, net):
+        """Start task ``net.task_index_``."""
+
+    def loss(self, net):
+        """Return the penalty to add to the task loss, or None for none."""
+        return None
+
+    def after_step(self, net):
+        """Act after each optimizer step."""
+
+    def consolidate(self, net, X, y):
+        """Learn from a chunk ``(X, y)`` of the current task once it is trained."""

@@ -1,0 +1,45 @@
+from ._base import Penalty
+from ._quadratic import detached_copy, quadratic_penalty, trainable_parameters
+
+
+class L2(Penalty):
+    """L2 pull toward the parameters at the end of the previous task.
+
+    Adds ``lam/2 * ||theta - theta_{k-1}||^2`` while training task ``k > 0``,
+    with ``theta_{k-1}`` the parameters when task ``k - 1`` ended: the classic
+    L2 baseline of continual learning (e.g. Kirkpatrick et al., 2017, Fig. 2).
+
+    Parameters
+    ----------
+    lam : float, default=1.0
+        Strength of the pull.
+
+    Attributes
+    ----------
+    anchor_ : list of Tensor or None
+        The parameters at the end of the previous task; None during the first.
+
+    Examples
+    --------
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.penalties import L2
+    >>> clf = ContinualClassifier(penalty=L2(lam=0.1))
+    >>> clf.set_params(penalty__lam=1.0).penalty
+    L2(lam=1.0)
+    """
+
+    def __init__(self, *, lam=1.0):
+        self.lam = lam
+
+    def initialize(self, net):
+        self.anchor_ = None
+
+    def begin_task(self, net):
+        if net.task_index_ > 0:
+            self.anchor_ = detached_copy(net)
+
+    def loss(self, net):
+        if self.anchor_ is None or self.lam == 0:
+            return None
+        params = [p for _, p in trainable_parameters(net)]
+        return quadratic_penalty(params, self.anchor_, self.lam)
