@@ -201,7 +201,7 @@ class _ContinualEstimator(BaseEstimator):
     # -------------------------------------------------------------- validation
     @contextlib.contextmanager
     def _unchanged_on_error(self):
-        """Undo all attribute changes if the block raises (a rejected call changes nothing)."""
+        """Undo all attribute changes if the block raises."""
         state = dict(vars(self))
         try:
             yield
