@@ -22,10 +22,15 @@ _MAX_SEED = np.iinfo(np.int32).max
 _PREDICT_BATCH = 4096
 
 
+def _scalar(value):
+    """Return a numpy scalar as the Python int or str it holds."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _task_order(task_id):
     """Return the distinct task ids in order of first appearance."""
     _, first = np.unique(task_id, return_index=True)
-    return [task_id[i].item() for i in np.sort(first)]
+    return [_scalar(task_id[i]) for i in np.sort(first)]
 
 
 def _check_task_id(task_id, n_samples, name="task_id"):
@@ -346,7 +351,6 @@ class _ContinualEstimator(BaseEstimator):
         net.task_index_ = -1
         net.output_mask_ = None
         self.net_ = net
-        self.module_ = net.module_
         self.tasks_ = []
         self.snapshots_ = []
         self.initial_snapshot_ = self._state_copy() if self.keep_snapshots else None
@@ -392,6 +396,11 @@ class _ContinualEstimator(BaseEstimator):
 
     def _task_output_mask(self, task, y):
         return None
+
+    @property
+    def module_(self):
+        """The trained network, ``net_.module_``."""
+        return self.net_.module_
 
     # ---------------------------------------------------------------- snapshots
     def _state_copy(self):

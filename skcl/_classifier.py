@@ -6,7 +6,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import _check_task_id, _ContinualEstimator
+from ._base import _check_task_id, _ContinualEstimator, _task_order
 from ._net import _ClassifierNet
 from .modules import MLP
 
@@ -231,14 +231,13 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
             return None
         task_id = _check_task_id(task_id, n_samples)
         mask = torch.zeros(n_samples, len(self.classes_), dtype=torch.bool)
-        for task in np.unique(task_id):
-            if task.item() not in self.task_classes_:
+        for task in _task_order(task_id):
+            if task not in self.task_classes_:
                 raise ValueError(
-                    f"task_id {task.item()!r} was never trained; known tasks: "
-                    f"{self.tasks_}."
+                    f"task_id {task!r} was never trained; known tasks: {self.tasks_}."
                 )
-            rows = torch.as_tensor(task_id == task)
-            mask[rows.nonzero(), self.task_classes_[task.item()]] = True
+            rows = torch.as_tensor(task_id == task).nonzero()
+            mask[rows, self.task_classes_[task]] = True
         return mask
 
     def predict_proba(self, X, task_id=None):

@@ -7,14 +7,20 @@ class _Quadratic(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lam, centres, weights, *params):
         diffs = torch._foreach_sub(params, centres)
-        scaled = diffs if weights is None else torch._foreach_mul(diffs, weights)
+        if weights is None:
+            scaled = diffs
+            value = torch.stack(torch._foreach_norm(diffs)).square().sum()
+        else:
+            scaled = torch._foreach_mul(diffs, weights)
+            value = torch.stack(
+                [
+                    torch.dot(s.reshape(-1), d.reshape(-1))
+                    for s, d in zip(scaled, diffs, strict=True)
+                ]
+            ).sum()
         ctx.lam = lam
         ctx.scaled = scaled
-        dots = [
-            torch.dot(s.reshape(-1), d.reshape(-1))
-            for s, d in zip(scaled, diffs, strict=True)
-        ]
-        return 0.5 * lam * torch.stack(dots).sum()
+        return 0.5 * lam * value
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -1,0 +1,113 @@
+"""Training-loop overhead of skcl against a hand-written PyTorch loop.
+
+Both train the same MLP with the same optimizer, data, batch size and one
+torch thread, one epoch per run; the runs alternate and each figure is the
+median of ``--repeats`` runs. skcl's time is the whole ``partial_fit`` call
+(input validation and tensor conversion included).
+
+    python benchmarks/bench_training_loop.py
+"""
+
+import argparse
+import itertools
+import platform
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+from skcl import ContinualClassifier
+from skcl.penalties import L2
+
+
+def make_mlp(sizes, seed):
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in itertools.pairwise(sizes[:-1]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+    return torch.nn.Sequential(*layers)
+
+
+def hand_loop(X, y, sizes, batch_size, lam, lr):
+    """The loop a user writes: shuffle, index each batch, step."""
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    model = make_mlp(sizes, 0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    anchor = [p.detach().clone() for p in model.parameters()]
+    start = time.perf_counter()
+    order = torch.randperm(len(X))
+    for i in range(0, len(X), batch_size):
+        index = order[i : i + batch_size]
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(X[index]), y[index])
+        if lam:
+            loss = loss + lam / 2 * sum(
+                ((p - a) ** 2).sum()
+                for p, a in zip(model.parameters(), anchor, strict=True)
+            )
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def skcl_loop(X, y, sizes, batch_size, lam, lr):
+    clf = ContinualClassifier(
+        module__hidden_sizes=tuple(sizes[1:-1]),
+        penalty=L2(lam=lam) if lam else None,
+        lr=lr,
+        momentum=0.0,
+        batch_size=batch_size,
+        max_epochs=1,
+        keep_snapshots=False,
+        random_state=0,
+    )
+    # Task 0 initializes; the timed call is task 1, where L2 is active.
+    clf.partial_fit(X[:batch_size], y[:batch_size], task_id=0, classes=np.arange(10))
+    start = time.perf_counter()
+    clf.partial_fit(X, y, task_id=1)
+    return time.perf_counter() - start
+
+
+def measure(name, X, y, sizes, batch_size, lam, repeats, target):
+    times = {"hand": [], "skcl": []}
+    for _ in range(repeats):
+        times["hand"].append(hand_loop(X, y, sizes, batch_size, lam, 0.01))
+        times["skcl"].append(skcl_loop(X, y, sizes, batch_size, lam, 0.01))
+    hand, ours = np.median(times["hand"]), np.median(times["skcl"])
+    ratio = ours / hand
+    verdict = "ok" if ratio <= target else "OVER"
+    print(
+        f"{name:<34} {hand:8.3f} s {ours:8.3f} s {ratio:7.2f}x"
+        f"  (target <= {target:.2f}x: {verdict})"
+    )
+    return ratio
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n-samples", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cpu = platform.processor() or platform.machine()
+    print(f"{cpu}, torch {torch.__version__}, 1 thread")
+    rng = np.random.RandomState(0)
+    X = rng.rand(args.n_samples, 784).astype(np.float32)
+    y = rng.randint(0, 10, args.n_samples)
+    digits = load_digits()
+    Xd = np.tile((digits.data / 16).astype(np.float32), (3, 1))
+    yd = np.tile(digits.target, 3)
+    print(f"{'configuration':<34} {'hand':>10} {'skcl':>10} {'ratio':>8}")
+    for batch_size in (10, 128):
+        for lam in (0.0, 1.0):
+            label = f"784-256-256-10 bs={batch_size}" + (" +L2" if lam else "")
+            sizes = (784, 256, 256, 10)
+            measure(label, X, y, sizes, batch_size, lam, args.repeats, 1.10)
+    sizes = (64, 100, 100, 10)
+    measure("64-100-100-10 digits bs=10", Xd, yd, sizes, 10, 0.0, args.repeats, 1.30)
+
+
+if __name__ == "__main__":
+    main()

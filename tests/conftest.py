@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Seed the global generators: every test starts from the same state."""
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def digits_stream():
+    """Three tasks of 300 digits each: the identity and two pixel permutations."""
+    digits = load_digits()
+    X = (digits.data[:300] / 16).astype(np.float32)
+    y = digits.target[:300]
+    rng = np.random.RandomState(0)
+    perms = [np.arange(64)] + [rng.permutation(64) for _ in range(2)]
+    Xs = np.concatenate([X[:, p] for p in perms])
+    return Xs, np.tile(y, 3), np.repeat([0, 1, 2], len(X))
