@@ -63,6 +63,10 @@ class _ContinualEstimator(BaseEstimator):
 
     _net_class = None
     _criterion = None
+    # task_id is routed by default wherever metadata routing is enabled.
+    __metadata_request__fit = {"task_id": True}  # noqa: RUF012
+    __metadata_request__partial_fit = {"task_id": True}  # noqa: RUF012
+    __metadata_request__score = {"task_id": True}  # noqa: RUF012
 
     def __init__(
         self,

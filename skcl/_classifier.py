@@ -275,7 +275,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         index = self._forward(X, task_id).argmax(dim=1).numpy()
         return self.classes_[index]
 
-    def score(self, X, y, task_id=None):
+    def score(self, X, y, task_id=None, sample_weight=None):
         """Return the accuracy on ``(X, y)``.
 
         Parameters
@@ -286,12 +286,16 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
             True labels.
         task_id : int, str or array-like of shape (n_samples,), default=None
             Passed to :meth:`predict`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
 
         Returns
         -------
         float
         """
-        return accuracy_score(y, self.predict(X, task_id=task_id))
+        return accuracy_score(
+            y, self.predict(X, task_id=task_id), sample_weight=sample_weight
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

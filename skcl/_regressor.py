@@ -189,7 +189,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         out = self._forward(X).numpy()
         return out.ravel() if self._y_1d else out
 
-    def score(self, X, y, task_id=None):
+    def score(self, X, y, task_id=None, sample_weight=None):
         """Return the coefficient of determination R² on ``(X, y)``.
 
         Parameters
@@ -200,12 +200,16 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
             True targets.
         task_id : int, str or array-like of shape (n_samples,), default=None
             Passed to :meth:`predict`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
 
         Returns
         -------
         float
         """
-        return r2_score(y, self.predict(X, task_id=task_id))
+        return r2_score(
+            y, self.predict(X, task_id=task_id), sample_weight=sample_weight
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -24,8 +24,8 @@ class L2(Penalty):
     >>> from skcl import ContinualClassifier
     >>> from skcl.penalties import L2
     >>> clf = ContinualClassifier(penalty=L2(lam=0.1))
-    >>> clf.set_params(penalty__lam=1.0).penalty
-    L2(lam=1.0)
+    >>> clf.set_params(penalty__lam=10.0).penalty
+    L2(lam=10.0)
     """
 
     def __init__(self, *, lam=1.0):
