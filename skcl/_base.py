@@ -4,15 +4,19 @@ import contextlib
 import copy
 import inspect
 import numbers
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy import sparse
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.func import functional_call
+from typing_extensions import Self
 
 from .modules import MLP
 from .penalties import Penalty
@@ -115,7 +119,7 @@ class _ContinualEstimator(BaseEstimator):
             if k not in declared and not k.startswith("_") and not k.endswith("_")
         }
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         params = super().get_params(deep=deep)
         params.update(self._extra_params())
         if deep and isinstance(self.penalty, (list, tuple)):
@@ -128,7 +132,7 @@ class _ContinualEstimator(BaseEstimator):
                     )
         return params
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         if "penalty" in params:
             self.penalty = params.pop("penalty")
         declared = self._get_param_names()
@@ -250,7 +254,7 @@ class _ContinualEstimator(BaseEstimator):
         return torch.as_tensor(array, dtype=dtype).to(self.net_.device)
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, task_id=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, task_id: ArrayLike | None = None) -> Self:
         """Train from scratch on a stream of tasks.
 
         The tasks are trained one after the other in order of first appearance
@@ -414,7 +418,7 @@ class _ContinualEstimator(BaseEstimator):
         }
 
     @contextlib.contextmanager
-    def use_snapshot(self, index):
+    def use_snapshot(self, index: int | str) -> Iterator[Self]:
         """Temporarily give the network the parameters of a snapshot.
 
         Inside the ``with`` block, predictions use the parameters the network

@@ -2,9 +2,11 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets
+from typing_extensions import Self
 
 from ._base import _check_task_id, _ContinualEstimator, _task_order
 from ._net import _ClassifierNet
@@ -165,7 +167,13 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         self.classes = classes
         self.multi_head = multi_head
 
-    def partial_fit(self, X, y, task_id=None, classes=None):
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        task_id: ArrayLike | None = None,
+        classes: ArrayLike | None = None,
+    ) -> Self:
         """Train ``max_epochs`` epochs on a chunk of the stream.
 
         Calls with the same ``task_id`` continue a task; a new ``task_id``
@@ -240,7 +248,9 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
             mask[rows, self.task_classes_[task]] = True
         return mask
 
-    def predict_proba(self, X, task_id=None):
+    def predict_proba(
+        self, X: ArrayLike, task_id: ArrayLike | None = None
+    ) -> np.ndarray:
         """Return class probabilities, the softmax of the network's logits.
 
         Parameters
@@ -257,7 +267,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         """
         return torch.softmax(self._forward(X, task_id), dim=1).numpy()
 
-    def predict(self, X, task_id=None):
+    def predict(self, X: ArrayLike, task_id: ArrayLike | None = None) -> np.ndarray:
         """Return the most probable class of each sample.
 
         Parameters
@@ -275,7 +285,13 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         index = self._forward(X, task_id).argmax(dim=1).numpy()
         return self.classes_[index]
 
-    def score(self, X, y, task_id=None, sample_weight=None):
+    def score(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        task_id: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> float:
         """Return the accuracy on ``(X, y)``.
 
         Parameters

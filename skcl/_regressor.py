@@ -2,8 +2,10 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
+from typing_extensions import Self
 
 from ._base import _ContinualEstimator
 from ._net import _RegressorNet
@@ -136,7 +138,9 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
             **kwargs,
         )
 
-    def partial_fit(self, X, y, task_id=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, task_id: ArrayLike | None = None
+    ) -> Self:
         """Train ``max_epochs`` epochs on a chunk of the stream.
 
         Calls with the same ``task_id`` continue a task; a new ``task_id``
@@ -172,7 +176,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
             )
         return y.reshape(len(y), n_outputs), n_outputs
 
-    def predict(self, X, task_id=None):
+    def predict(self, X: ArrayLike, task_id: ArrayLike | None = None) -> np.ndarray:
         """Return the predicted targets.
 
         Parameters
@@ -189,7 +193,13 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         out = self._forward(X).numpy()
         return out.ravel() if self._y_1d else out
 
-    def score(self, X, y, task_id=None, sample_weight=None):
+    def score(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        task_id: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> float:
         """Return the coefficient of determination R² on ``(X, y)``.
 
         Parameters

@@ -1,5 +1,6 @@
 """The penalty protocol."""
 
+import torch
 from sklearn.base import BaseEstimator
 
 
@@ -26,18 +27,18 @@ class Penalty(BaseEstimator):
     Every method does nothing by default; a penalty overrides what it needs.
     """
 
-    def initialize(self, net):
+    def initialize(self, net) -> None:
         """Reset the fitted state at the start of training."""
 
-    def begin_task(self, net):
+    def begin_task(self, net) -> None:
         """Start task ``net.task_index_``."""
 
-    def loss(self, net):
+    def loss(self, net) -> torch.Tensor | None:
         """Return the penalty to add to the task loss, or None for none."""
         return None
 
-    def after_step(self, net):
+    def after_step(self, net) -> None:
         """Act after each optimizer step."""
 
-    def consolidate(self, net, X, y):
+    def consolidate(self, net, X: torch.Tensor, y: torch.Tensor) -> None:
         """Learn from a chunk ``(X, y)`` of the current task once it is trained."""
