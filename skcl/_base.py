@@ -344,6 +344,7 @@ class _ContinualEstimator(BaseEstimator):
             callbacks=copy.deepcopy(self.callbacks),
             device=self.device,
             verbose=self.verbose,
+            **self._net_kwargs(),
             **{**module_kwargs, **optimizer_kwargs, **virtual},
         )
         with torch.random.fork_rng(devices=[]):
@@ -364,6 +365,9 @@ class _ContinualEstimator(BaseEstimator):
         self.initial_snapshot_ = self._state_copy() if self.keep_snapshots else None
         for penalty in penalties:
             penalty.initialize(net)
+
+    def _net_kwargs(self):
+        return {}
 
     def _begin_task(self, task):
         net = self.net_

@@ -221,6 +221,9 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
             )
         return index, len(self.classes_)
 
+    def _net_kwargs(self):
+        return {"classes": self.classes_}
+
     def _initialize(self, X, n_outputs):
         super()._initialize(X, n_outputs)
         self.task_classes_ = {}

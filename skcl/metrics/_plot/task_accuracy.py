@@ -1,0 +1,326 @@
+import numpy as np
+
+from .._matrix import _accuracy_matrix
+from ._validation import _check_display_matrix
+
+
+class TaskAccuracyDisplay:
+    """Score on each task after each training step: the forgetting curves.
+
+    One line per task; several estimators (e.g. strategies trained on the same
+    stream) are drawn side by side, one subplot each, sharing the y axis. It is
+    recommended to create one with :meth:`from_estimator` or
+    :meth:`from_matrix`. All parameters are stored as attributes.
+
+    Parameters
+    ----------
+    accuracy_matrices : ndarray of shape (n_tasks, n_columns) or dict
+        An accuracy matrix ``R`` (``R[t, i]`` is the score on task ``i`` after
+        training task ``t``), or a dict mapping a name (the subplot title) to
+        one, all of the same shape.
+
+    task_labels : array-like of shape (n_columns,), default=None
+        Task of each column (the training steps take the first ``n_tasks``).
+        If None, ``0`` to ``n_columns - 1``.
+
+    steps : array-like of shape (n_rows,), default=None
+        For curves recorded during training (see :meth:`from_monitor`): the
+        training step of each row, so that rows are records rather than tasks.
+
+    training_task : array-like of shape (n_rows,), default=None
+        With ``steps``: the index of the task trained at each row.
+
+    Attributes
+    ----------
+    lines_ : ndarray of shape (n_matrices, n_columns) of matplotlib Line2D
+        The curve of each task in each subplot; None for the columns of tasks
+        never trained when ``trained_only=True``.
+
+    ax_ : matplotlib Axes or ndarray of shape (n_matrices,) of Axes
+        The axes, or one per matrix when a dict of matrices was given.
+
+    figure_ : matplotlib Figure
+        Figure containing the curves.
+
+    See Also
+    --------
+    accuracy_matrix : Compute the accuracy matrix.
+    AccuracyMatrixDisplay : Heatmap of the accuracy matrix.
+
+    Examples
+    --------
+    >>> from skcl.metrics import TaskAccuracyDisplay
+    >>> naive = [[0.95, 0.10], [0.40, 0.93]]
+    >>> ewc = [[0.95, 0.10], [0.80, 0.90]]
+    >>> TaskAccuracyDisplay.from_matrix({"naive": naive, "ewc": ewc})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, accuracy_matrices, *, task_labels=None, steps=None, training_task=None
+    ):
+        self.accuracy_matrices = accuracy_matrices
+        self.task_labels = task_labels
+        self.steps = steps
+        self.training_task = training_task
+
+    def plot(self, *, trained_only=True, ax=None, line_kw=None):
+        """Plot the curves.
+
+        Parameters
+        ----------
+        trained_only : bool, default=True
+            Whether each task's curve starts at the step that trains it. If
+            False, the curves span all the steps, showing the scores before
+            training too.
+
+        ax : matplotlib Axes or array-like of Axes, default=None
+            One Axes per matrix. If None, a new figure with one subplot per
+            matrix, side by side, is created.
+
+        line_kw : dict, default=None
+            Keyword arguments of ``ax.plot``.
+
+        Returns
+        -------
+        display : TaskAccuracyDisplay
+            The display, with the artists as attributes.
+        """
+        import matplotlib.pyplot as plt
+
+        several = isinstance(self.accuracy_matrices, dict)
+        matrices = self.accuracy_matrices if several else {None: self.accuracy_matrices}
+        if not matrices:
+            raise ValueError("accuracy_matrices must not be an empty dict.")
+        checked = [
+            _check_display_matrix(
+                R,
+                self.task_labels,
+                "each accuracy matrix",
+                rows_are_tasks=self.steps is None,
+            )
+            for R in matrices.values()
+        ]
+        shapes = {R.shape for R, _ in checked}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"The accuracy matrices must have the same shape, got {sorted(shapes)}."
+            )
+        labels = checked[0][1]
+        n_tasks, n_columns = checked[0][0].shape
+        if ax is None:
+            _, axes = plt.subplots(
+                1,
+                len(matrices),
+                sharey=True,
+                squeeze=False,
+                figsize=(4.5 * len(matrices), 4),
+            )
+            axes = axes[0]
+        else:
+            axes = np.ravel(np.asarray(ax, dtype=object))
+            if len(axes) != len(matrices):
+                raise ValueError(
+                    f"ax must hold one Axes per accuracy matrix ({len(matrices)}), "
+                    f"got {len(axes)}."
+                )
+
+        if self.steps is None:
+            steps, starts = np.arange(n_tasks), np.arange(n_columns)
+        else:
+            steps = np.asarray(self.steps)
+            if self.training_task is None or not (
+                len(steps) == len(self.training_task) == n_tasks
+            ):
+                raise ValueError(
+                    "steps and training_task must both have one entry per row."
+                )
+            starts = np.searchsorted(
+                np.asarray(self.training_task), np.arange(n_columns)
+            )
+        self.lines_ = np.full((len(matrices), n_columns), None, dtype=object)
+        for k, (name, (R, _)) in enumerate(zip(matrices, checked, strict=True)):
+            for i in range(n_columns):
+                start = starts[i] if trained_only else 0
+                if start < n_tasks:
+                    (self.lines_[k, i],) = axes[k].plot(
+                        steps[start:],
+                        R[start:, i],
+                        **{
+                            "marker": "o" if self.steps is None else None,
+                            "label": f"task {labels[i]}",
+                            **(line_kw or {}),
+                        },
+                    )
+            if self.steps is None:
+                axes[k].set(
+                    xticks=steps,
+                    xticklabels=labels[:n_tasks],
+                    xlabel="After training task",
+                )
+            else:
+                axes[k].set(xlabel="Training batches")
+            axes[k].set(ylabel="Score" if k == 0 else None, title=name)
+        axes[-1].legend()
+        self.ax_ = axes if several else axes[0]
+        self.figure_ = axes[0].figure
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y,
+        task_id,
+        *,
+        scoring=None,
+        trained_only=True,
+        ax=None,
+        line_kw=None,
+    ):
+        """Plot the forgetting curves of one or several fitted continual estimators.
+
+        Parameters
+        ----------
+        estimator : estimator object or dict of str to estimator object
+            A fitted continual estimator that kept its snapshots, or a dict
+            mapping a name to one, all trained on the same tasks in the same
+            order (e.g. ``{"naive": clf1, "ewc": clf2}``), drawn side by side.
+
+        X : array-like of shape (n_samples, n_features)
+            Held-out samples of all the trained tasks.
+
+        y : array-like of shape (n_samples,)
+            Their targets.
+
+        task_id : array-like of shape (n_samples,)
+            The task of each sample.
+
+        scoring : str or callable, default=None
+            Per-task score, as in :func:`~skcl.metrics.accuracy_matrix`.
+
+        trained_only, ax, line_kw
+            See :meth:`plot`.
+
+        Returns
+        -------
+        display : TaskAccuracyDisplay
+            The display, labelled with the task ids.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skcl import ContinualClassifier
+        >>> from skcl.metrics import TaskAccuracyDisplay
+        >>> X, y = load_digits(return_X_y=True)
+        >>> X = (X / 16).astype(np.float32)
+        >>> task = np.arange(len(X)) % 3
+        >>> clf = ContinualClassifier(max_epochs=1, random_state=0)
+        >>> clf = clf.fit(X, y, task_id=task)
+        >>> TaskAccuracyDisplay.from_estimator(clf, X, y, task)  # doctest: +SKIP
+        """
+        several = isinstance(estimator, dict)
+        estimators = estimator if several else {None: estimator}
+        matrices, task_labels = {}, None
+        for name, est in estimators.items():
+            matrices[name], labels = _accuracy_matrix(
+                est, X, y, task_id, scoring=scoring, include_untrained=False
+            )
+            if task_labels is not None and labels != task_labels:
+                raise ValueError(
+                    "All the estimators must have trained the same tasks in the same "
+                    f"order, got {task_labels} and {labels} (for {name!r})."
+                )
+            task_labels = labels
+        return cls(
+            matrices if several else matrices[None], task_labels=task_labels
+        ).plot(trained_only=trained_only, ax=ax, line_kw=line_kw)
+
+    @classmethod
+    def from_matrix(
+        cls,
+        accuracy_matrices,
+        *,
+        task_labels=None,
+        trained_only=True,
+        ax=None,
+        line_kw=None,
+    ):
+        """Plot the forgetting curves of one or several accuracy matrices.
+
+        Parameters
+        ----------
+        accuracy_matrices : array-like of shape (n_tasks, n_columns) or dict
+            An accuracy matrix, or a dict mapping a name to one, all of the same
+            shape, drawn side by side.
+
+        task_labels : array-like of shape (n_columns,), default=None
+            Task of each column. If None, ``0`` to ``n_columns - 1``.
+
+        trained_only, ax, line_kw
+            See :meth:`plot`.
+
+        Returns
+        -------
+        display : TaskAccuracyDisplay
+            The display.
+
+        Examples
+        --------
+        >>> from skcl.metrics import TaskAccuracyDisplay
+        >>> R = [[0.95, 0.10], [0.70, 0.93]]
+        >>> TaskAccuracyDisplay.from_matrix(R, task_labels=["a", "b"])  # doctest: +SKIP
+        """
+        return cls(accuracy_matrices, task_labels=task_labels).plot(
+            trained_only=trained_only, ax=ax, line_kw=line_kw
+        )
+
+    @classmethod
+    def from_monitor(
+        cls, monitors, *, metric="score", trained_only=True, ax=None, line_kw=None
+    ):
+        """Plot the curves a :class:`skcl.callbacks.TaskMonitor` recorded.
+
+        Parameters
+        ----------
+        monitors : TaskMonitor or dict of str to TaskMonitor
+            A fitted monitor (``dict(clf.net_.callbacks_)["TaskMonitor"]``), or
+            several by name; they must have the same records (same stream and
+            recording schedule).
+
+        metric : {"score", "loss"}, default="score"
+            What to plot.
+
+        trained_only : bool, default=True
+            Whether each task's curve starts when that task starts training.
+
+        ax : matplotlib Axes or array-like of Axes, default=None
+            One Axes per monitor.
+
+        line_kw : dict, default=None
+            Keyword arguments of ``ax.plot``.
+
+        Returns
+        -------
+        display : TaskAccuracyDisplay
+        """
+        if metric not in ("score", "loss"):
+            raise ValueError(f"metric must be 'score' or 'loss', got {metric!r}.")
+        several = isinstance(monitors, dict)
+        named = monitors if several else {None: monitors}
+        first = next(iter(named.values()))
+        curves = {
+            name: np.array(getattr(m, "scores_" if metric == "score" else "losses_"))
+            for name, m in named.items()
+        }
+        display = cls(
+            curves if several else curves[None],
+            task_labels=first.tasks_,
+            steps=first.steps_,
+            training_task=first.training_task_,
+        )
+        display.plot(trained_only=trained_only, ax=ax, line_kw=line_kw)
+        if metric == "loss":
+            np.ravel(display.ax_)[0].set_ylabel("Loss")
+        return display
