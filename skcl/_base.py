@@ -494,6 +494,12 @@ class _ContinualEstimator(BaseEstimator):
     def _predict_output_mask(self, task_id, n_samples):
         return None
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "net_" in state:
+            for penalty in self.net_.penalties_:
+                penalty.to(self.net_.device)
+
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
 

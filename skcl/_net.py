@@ -33,11 +33,19 @@ class _ContinualNetMixin:
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = self.criterion_(y_pred, y_true)
         if training:
-            for penalty in self.penalties_:
-                term = penalty.loss(self)
-                if term is not None:
-                    loss = loss + term
+            penalty = self.penalty_loss()
+            if penalty is not None:
+                loss = loss + penalty
         return loss
+
+    def penalty_loss(self):
+        """Return the sum of the penalties' terms, or None if there is none."""
+        total = None
+        for penalty in self.penalties_:
+            term = penalty.loss(self)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
 
     def infer_task(self, X):
         """Forward ``X`` through the module, masking the current task's outputs."""
@@ -74,9 +82,12 @@ class _ContinualNetMixin:
             _overrides(cb, Callback, hook) for cb in callbacks for hook in _BATCH_HOOKS
         )
         step_hooks = [
-            p.after_step
+            p.after_step for p in self.penalties_ if _overrides(p, Penalty, "after_step")
+        ]
+        task_gradient_hooks = [
+            p.after_task_backward
             for p in self.penalties_
-            if _overrides(p, Penalty, "after_step")
+            if _overrides(p, Penalty, "after_task_backward")
         ]
         module, optimizer = self.module_, self.optimizer_
         module.train()
@@ -87,8 +98,18 @@ class _ContinualNetMixin:
                 self.notify("on_batch_begin", batch=(Xb, yb), training=True)
             optimizer.zero_grad(set_to_none=True)
             y_pred = self.infer_task(Xb)
-            loss = self.get_loss(y_pred, yb, X=Xb, training=True)
-            loss.backward()
+            if task_gradient_hooks:
+                loss = self.get_loss(y_pred, yb, X=Xb, training=False)
+                loss.backward()
+                for hook in task_gradient_hooks:
+                    hook(self)
+                penalty = self.penalty_loss()
+                if penalty is not None:
+                    penalty.backward()
+                    loss = loss.detach() + penalty.detach()
+            else:
+                loss = self.get_loss(y_pred, yb, X=Xb, training=True)
+                loss.backward()
             if batch_hooks:
                 self.notify(
                     "on_grad_computed",

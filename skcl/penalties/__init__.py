@@ -1,8 +1,28 @@
-"""Penalties that anchor a network to earlier parameters."""
+"""Penalties that anchor a network to earlier parameters.
+
+A penalty plugs into a continual estimator's ``penalty`` parameter; a list of
+penalties adds their terms. Subclass :class:`Penalty` to write your own.
+"""
 
 from ._base import Penalty
+from ._ewc import EWC
+from ._fisher import output_norm_gradients, squared_gradients
 from ._l2 import L2
 from ._l2_init import L2Init
+from ._mas import MAS
 from ._quadratic import quadratic_penalty
+from ._shrink_perturb import ShrinkAndPerturb
+from ._si import SI
 
-__all__ = ["L2", "L2Init", "Penalty", "quadratic_penalty"]
+__all__ = [
+    "EWC",
+    "L2",
+    "MAS",
+    "SI",
+    "L2Init",
+    "Penalty",
+    "ShrinkAndPerturb",
+    "output_norm_gradients",
+    "quadratic_penalty",
+    "squared_gradients",
+]

@@ -62,3 +62,32 @@ def trainable_parameters(net):
 def detached_copy(net):
     """Return a detached copy of the trainable parameters, on their device."""
     return [p.detach().clone() for _, p in trainable_parameters(net)]
+
+
+def running_mean(mean, count, new, n):
+    """Fold ``new``, a mean over ``n`` samples, into ``mean`` over ``count``."""
+    if mean is None:
+        return [t.clone() for t in new], n
+    torch._foreach_mul_(mean, count / (count + n))
+    torch._foreach_add_(mean, new, alpha=n / (count + n))
+    return mean, count + n
+
+
+def output_mask_transform(net):
+    """Return a function that masks outputs to the current task's, or None."""
+    mask = net.output_mask_
+    if mask is None:
+        return None
+    return lambda out: out.masked_fill(~mask, float("-inf"))
+
+
+def likelihood(net):
+    """Name the log-likelihood that matches the net's training criterion."""
+    if isinstance(net.criterion_, torch.nn.CrossEntropyLoss):
+        return "cross_entropy"
+    if isinstance(net.criterion_, torch.nn.MSELoss):
+        return "mse"
+    raise TypeError(
+        "The importance of a parameter needs a cross-entropy or squared-error "
+        f"criterion, got {type(net.criterion_).__name__}."
+    )

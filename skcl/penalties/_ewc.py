@@ -1,0 +1,174 @@
+import numbers
+
+import torch
+
+from ._base import Penalty
+from ._fisher import squared_gradients
+from ._quadratic import (
+    likelihood,
+    output_mask_transform,
+    quadratic_penalty,
+    running_mean,
+    trainable_parameters,
+)
+
+
+class EWC(Penalty):
+    """Elastic weight consolidation, separate or online.
+
+    Pulls each parameter toward its value at the end of earlier tasks, in
+    proportion to its diagonal Fisher information ``F`` on those tasks
+    (Kirkpatrick et al., "Overcoming catastrophic forgetting in neural
+    networks", PNAS 2017):
+
+    - ``mode="separate"``: ``lam/2 * sum_t sum_j F_t,j (theta_j - theta*_t,j)^2``
+      over all earlier tasks ``t``. It is kept as a single quadratic (summed
+      precision, combined centre and a constant), so a training step costs
+      the same whatever the number of tasks. With ``decay < 1`` older tasks
+      weigh ``decay`` less at each new task.
+    - ``mode="online"`` (Schwarz et al., "Progress & Compress", ICML 2018):
+      ``F <- decay * F + F_new`` and one anchor, the parameters at the end of
+      the previous task.
+
+    The Fisher is the mean over samples of the squared **per-sample** gradient
+    of ``log p(y|x)`` (never the square of a mini-batch gradient), computed
+    exactly with one batched pass per chunk and dropout/batch-norm in eval
+    mode. For a regressor, the unit-variance Gaussian log-likelihood (squared
+    error) takes its place. When a task arrives in several chunks, its Fisher
+    is the sample-weighted mean of the chunks' Fishers, each taken after its
+    chunk was trained.
+
+    Parameters
+    ----------
+    lam : float, default=1.0
+        Strength of the penalty.
+    mode : {"separate", "online"}, default="separate"
+        One quadratic per task, or one running Fisher and one anchor.
+    decay : float, default=1.0
+        Weight of the accumulated Fisher at each new task (``gamma``).
+    fisher : {"empirical", "true", "sampled"}, default="empirical"
+        ``"empirical"`` uses the true labels; ``"true"`` the exact expectation
+        over the model's predictive distribution; ``"sampled"`` one label
+        drawn from it per sample.
+    n_samples : int or None, default=None
+        Estimate the Fisher on at most this many samples of each chunk (drawn
+        at random); None uses them all.
+    batch_size : int, default=1024
+        Chunk size of the Fisher computation (memory only, same result).
+
+    Attributes
+    ----------
+    fisher_ : dict of str to Tensor
+        The Fisher of the latest task, by parameter name.
+    precision_ : list of Tensor or None
+        The accumulated precision (summed Fishers) of the quadratic.
+    centre_ : list of Tensor or None
+        Its centre: the anchor (online), or the precision-weighted mean of the
+        task anchors (separate).
+    offset_ : float
+        The constant that makes the single quadratic equal the sum of the
+        per-task ones (separate mode), divided by ``lam / 2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.penalties import EWC
+    >>> rng = np.random.RandomState(0)
+    >>> X, y = rng.normal(size=(100, 4)), np.arange(100) % 2
+    >>> clf = ContinualClassifier(penalty=EWC(lam=100), max_epochs=1)
+    >>> clf = clf.fit(X, y, task_id=np.repeat([0, 1], 50))
+    >>> sorted(clf.penalty_.fisher_)[:2]
+    ['layers.0.bias', 'layers.0.weight']
+    """
+
+    def __init__(
+        self,
+        *,
+        lam=1.0,
+        mode="separate",
+        decay=1.0,
+        fisher="empirical",
+        n_samples=None,
+        batch_size=1024,
+    ):
+        self.lam = lam
+        self.mode = mode
+        self.decay = decay
+        self.fisher = fisher
+        self.n_samples = n_samples
+        self.batch_size = batch_size
+
+    def initialize(self, net):
+        if self.mode not in ("separate", "online"):
+            raise ValueError(f"mode must be 'separate' or 'online', got {self.mode!r}.")
+        if self.fisher not in ("empirical", "true", "sampled"):
+            raise ValueError(
+                f"fisher must be 'empirical', 'true' or 'sampled', got {self.fisher!r}."
+            )
+        if not (isinstance(self.decay, numbers.Real) and 0 <= self.decay <= 1):
+            raise ValueError(f"decay must be in [0, 1], got {self.decay!r}.")
+        self.fisher_ = None
+        self.precision_ = None
+        self.centre_ = None
+        self.offset_ = 0.0
+        self._pending = None
+        self._pending_count = 0
+
+    def consolidate(self, net, X, y):
+        if self.n_samples is not None and len(X) > self.n_samples:
+            rows = torch.randperm(len(X), device=X.device)[: self.n_samples]
+            X, y = X[rows], y[rows]
+        fisher = squared_gradients(
+            net.module_,
+            X,
+            y,
+            loss=likelihood(net),
+            fisher=self.fisher,
+            batch_size=self.batch_size,
+            output_transform=output_mask_transform(net),
+        )
+        names = [name for name, _ in trainable_parameters(net)]
+        self._pending, self._pending_count = running_mean(
+            self._pending, self._pending_count, [fisher[n] for n in names], len(X)
+        )
+        self.fisher_ = dict(zip(names, self._pending, strict=True))
+
+    @torch.no_grad()
+    def begin_task(self, net):
+        if self._pending is None:
+            return
+        fisher, self._pending, self._pending_count = self._pending, None, 0
+        anchor = [p.detach().clone() for _, p in trainable_parameters(net)]
+        if self.precision_ is None:
+            self.precision_, self.centre_ = fisher, anchor
+            return
+        torch._foreach_mul_(self.precision_, self.decay)
+        if self.mode == "online":
+            torch._foreach_add_(self.precision_, fisher)
+            self.centre_ = anchor
+            return
+        # W (theta - c)^2 + F (theta - a)^2
+        #   = (W + F) (theta - (W c + F a) / (W + F))^2 + W F / (W + F) (c - a)^2
+        self.offset_ *= self.decay
+        total = torch._foreach_add(self.precision_, fisher)
+        safe = [t.clamp_min(torch.finfo(t.dtype).tiny) for t in total]
+        gap = torch._foreach_sub(self.centre_, anchor)
+        self.offset_ += sum(
+            (w * f / s * d.square()).sum().item()
+            for w, f, s, d in zip(self.precision_, fisher, safe, gap, strict=True)
+        )
+        self.centre_ = [
+            (w * c + f * a) / s
+            for w, c, f, a, s in zip(
+                self.precision_, self.centre_, fisher, anchor, safe, strict=True
+            )
+        ]
+        self.precision_ = total
+
+    def loss(self, net):
+        if self.precision_ is None or self.lam == 0:
+            return None
+        params = [p for _, p in trainable_parameters(net)]
+        value = quadratic_penalty(params, self.centre_, self.lam, self.precision_)
+        return value + 0.5 * self.lam * self.offset_ if self.offset_ else value

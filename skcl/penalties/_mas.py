@@ -1,0 +1,100 @@
+import numbers
+
+import torch
+
+from ._base import Penalty
+from ._fisher import output_norm_gradients
+from ._quadratic import (
+    detached_copy,
+    output_mask_transform,
+    quadratic_penalty,
+    running_mean,
+    trainable_parameters,
+)
+
+
+class MAS(Penalty):
+    """Memory aware synapses: importance from the output's sensitivity.
+
+    The importance of a parameter is the mean over a task's samples of the
+    absolute per-sample gradient of the squared L2 norm of the network's
+    output, which needs no labels (Aljundi et al., "Memory Aware Synapses:
+    Learning what (not) to forget", ECCV 2018). Across tasks it accumulates as
+    ``Omega <- alpha * Omega + (1 - alpha) * Omega_new`` (the first task's
+    importance is taken whole), and later tasks train with
+    ``lam/2 * sum_j Omega_j (theta_j - theta*_j)^2`` toward the parameters at
+    the end of the previous task.
+
+    Parameters
+    ----------
+    lam : float, default=1.0
+        Strength of the penalty.
+    alpha : float, default=0.5
+        Weight of the accumulated importance against the new task's.
+    batch_size : int, default=1024
+        Chunk size of the importance computation (memory only).
+
+    Attributes
+    ----------
+    importance_ : list of Tensor or None
+        The accumulated importance, one tensor per parameter.
+    anchor_ : list of Tensor or None
+        The parameters at the end of the previous task.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.penalties import MAS
+    >>> rng = np.random.RandomState(0)
+    >>> X, y = rng.normal(size=(100, 4)), np.arange(100) % 2
+    >>> clf = ContinualClassifier(penalty=MAS(lam=1.0), max_epochs=1)
+    >>> clf = clf.fit(X, y, task_id=np.repeat([0, 1], 50))
+    >>> clf.penalty_.importance_ is not None
+    True
+    """
+
+    def __init__(self, *, lam=1.0, alpha=0.5, batch_size=1024):
+        self.lam = lam
+        self.alpha = alpha
+        self.batch_size = batch_size
+
+    def initialize(self, net):
+        if not (isinstance(self.alpha, numbers.Real) and 0 <= self.alpha <= 1):
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}.")
+        self.importance_ = None
+        self.anchor_ = None
+        self._pending = None
+        self._pending_count = 0
+
+    def consolidate(self, net, X, y):
+        importance = output_norm_gradients(
+            net.module_,
+            X,
+            batch_size=self.batch_size,
+            output_transform=output_mask_transform(net),
+        )
+        names = [name for name, _ in trainable_parameters(net)]
+        self._pending, self._pending_count = running_mean(
+            self._pending, self._pending_count, [importance[n] for n in names], len(X)
+        )
+
+    @torch.no_grad()
+    def begin_task(self, net):
+        if self._pending is None:
+            return
+        new, self._pending, self._pending_count = self._pending, None, 0
+        if self.importance_ is None:
+            self.importance_ = new
+        else:
+            self.importance_ = [
+                self.alpha * old + (1 - self.alpha) * n
+                for old, n in zip(self.importance_, new, strict=True)
+            ]
+        self.anchor_ = detached_copy(net)
+
+    def loss(self, net):
+        if self.importance_ is None or self.lam == 0:
+            return None
+        params = [p for _, p in trainable_parameters(net)]
+        return quadratic_penalty(params, self.anchor_, self.lam, self.importance_)
