@@ -62,6 +62,24 @@ def _check_task_id(task_id, n_samples, name="task_id"):
     return task_id
 
 
+def _penalty_keys(penalties):
+    """Return the keys of each listed penalty: its index and its name.
+
+    The name is the lowercase class name, suffixed ``-1``, ``-2``, ... when
+    several penalties share it, as in :func:`sklearn.pipeline.make_pipeline`.
+    """
+    names = [type(p).__name__.lower() for p in penalties]
+    counts = {n: names.count(n) for n in names}
+    seen = dict.fromkeys(names, 0)
+    keys = []
+    for i, name in enumerate(names):
+        if counts[name] > 1:
+            seen[name] += 1
+            name = f"{name}-{seen[name]}"
+        keys.append((str(i), name))
+    return keys
+
+
 class _ContinualEstimator(BaseEstimator):
     """Base of the continual estimators: parameters, task bookkeeping, snapshots."""
 
@@ -123,13 +141,16 @@ class _ContinualEstimator(BaseEstimator):
         params = super().get_params(deep=deep)
         params.update(self._extra_params())
         if deep and isinstance(self.penalty, (list, tuple)):
-            for i, penalty in enumerate(self.penalty):
-                params[f"penalty__{i}"] = penalty
-                if isinstance(penalty, Penalty):
-                    params.update(
-                        (f"penalty__{i}__{k}", v)
-                        for k, v in penalty.get_params().items()
-                    )
+            for keys, penalty in zip(
+                _penalty_keys(self.penalty), self.penalty, strict=True
+            ):
+                for key in keys:
+                    params[f"penalty__{key}"] = penalty
+                    if isinstance(penalty, Penalty):
+                        params.update(
+                            (f"penalty__{key}__{k}", v)
+                            for k, v in penalty.get_params().items()
+                        )
         return params
 
     def set_params(self, **params: Any) -> Self:
@@ -145,14 +166,24 @@ class _ContinualEstimator(BaseEstimator):
             elif key.startswith("penalty__") and isinstance(
                 self.penalty, (list, tuple)
             ):
-                index, _, name = key[len("penalty__") :].partition("__")
-                if not index.isdigit() or int(index) >= len(self.penalty):
-                    raise ValueError(f"Invalid parameter {key!r}: no such penalty.")
-                if name:
-                    self.penalty[int(index)].set_params(**{name: params.pop(key)})
-                else:
-                    self.penalty[int(index)] = params.pop(key)
+                self._set_listed_penalty(key, params.pop(key))
         return super().set_params(**params) if params else self
+
+    def _set_listed_penalty(self, key, value):
+        """Set ``penalty__<index or name>[__param]`` in a list of penalties."""
+        ref, _, name = key[len("penalty__") :].partition("__")
+        found = [i for i, keys in enumerate(_penalty_keys(self.penalty)) if ref in keys]
+        if not found:
+            raise ValueError(
+                f"Invalid parameter {key!r}: no penalty {ref!r}; the penalties are "
+                f"{_penalty_keys(self.penalty)}."
+            )
+        if name:
+            self.penalty[found[0]].set_params(**{name: value})
+        else:
+            penalties = list(self.penalty)
+            penalties[found[0]] = value
+            self.penalty = penalties
 
     def _penalty_list(self):
         if self.penalty is None:

@@ -11,6 +11,7 @@ from skcl import ContinualClassifier, ContinualRegressor
 from skcl.metrics import accuracy_matrix, forgetting
 from skcl.penalties import (
     EWC,
+    L2,
     MAS,
     SI,
     L2Init,
@@ -215,10 +216,13 @@ def test_shrink_and_perturb_after_each_step():
         tiny(ShrinkAndPerturb(shrink=2.0)).fit(X, y)
 
 
-def test_list_of_penalties_adds_and_is_reachable_by_index():
+def test_list_of_penalties_adds_and_is_reachable_by_index_and_name():
     X, y, t = stream_of(2)
     combo = [EWC(lam=2.0), L2Init(lam=0.5)]
-    clf = tiny(combo).set_params(penalty__0__lam=4.0).fit(X, y, task_id=t)
+    clf = tiny(combo).set_params(penalty__0__lam=4.0, penalty__l2init__lam=0.25)
+    assert clf.get_params()["penalty__ewc__lam"] == 4.0
+    assert clf.get_params()["penalty__1__lam"] == 0.25
+    clf.fit(X, y, task_id=t)
     assert clf.penalty_[0].lam == 4.0
     total = clf.net_.penalty_loss()
     parts = [p.loss(clf.net_) for p in clf.penalty_]
@@ -301,3 +305,15 @@ def test_importance_penalties_forget_less_on_permuted_digits(penalty):
     naive, R = run(None), run(penalty)
     assert forgetting(R) < forgetting(naive) - 0.2
     assert np.diag(R).min() > 0.75  # each new task is still learned
+
+
+def test_duplicate_penalty_names_are_numbered():
+    clf = tiny([L2(lam=1.0), L2(lam=2.0), SI()])
+    params = clf.get_params()
+    assert params["penalty__l2-1__lam"] == 1.0 and params["penalty__l2-2__lam"] == 2.0
+    clf.set_params(penalty__si=MAS())
+    assert (
+        isinstance(clf.penalty[2], MAS) and clf.get_params()["penalty__mas__lam"] == 1
+    )
+    with pytest.raises(ValueError, match="no penalty 'ewc'"):
+        clf.set_params(penalty__ewc__lam=1.0)
