@@ -414,6 +414,22 @@ class _ContinualEstimator(BaseEstimator):
             penalty.begin_task(net)
 
     def _train_task(self, X, y, task):
+        """Train one chunk of one task; on any error, undo the whole chunk."""
+        saved = self._save_progress()
+        try:
+            self._train_task_unguarded(X, y, task)
+        except FloatingPointError as error:
+            self._restore_progress(saved)
+            raise FloatingPointError(
+                f"Training diverged in task {task!r}: {error} The estimator was "
+                "restored to its state before this task's chunk; try a lower "
+                "learning rate (lr) or a smaller penalty strength."
+            ) from error
+        except BaseException:
+            self._restore_progress(saved)
+            raise
+
+    def _train_task_unguarded(self, X, y, task):
         if not self.tasks_ or task != self.tasks_[-1]:
             self._begin_task(task)
         net = self.net_
@@ -428,14 +444,46 @@ class _ContinualEstimator(BaseEstimator):
                 epochs=self.max_epochs,
                 generator=torch.Generator().manual_seed(seed),
             )
-        for penalty in net.penalties_:
-            penalty.consolidate(net, X, y)
+            for penalty in net.penalties_:
+                penalty.consolidate(net, X, y)
         if self.keep_snapshots:
             snapshot = self._state_copy()
             if len(self.snapshots_) < len(self.tasks_):
                 self.snapshots_.append(snapshot)
             else:
                 self.snapshots_[-1] = snapshot
+
+    def _save_progress(self):
+        """Copy what training a chunk changes, for :meth:`_restore_progress`."""
+        net = self.net_
+        return {
+            "attributes": dict(vars(self)),
+            "tasks": list(self.tasks_),
+            "snapshots": list(self.snapshots_),
+            "task_classes": copy.deepcopy(getattr(self, "task_classes_", None)),
+            "rng": self._rng.get_state(),
+            "module": copy.deepcopy(net.module_.state_dict()),
+            "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
+            "penalties": [copy.deepcopy(vars(p)) for p in net.penalties_],
+            "net": (net.task_index_, net.output_mask_, len(net.history_)),
+        }
+
+    def _restore_progress(self, saved):
+        net = self.net_
+        vars(self).clear()
+        vars(self).update(saved["attributes"])
+        self.tasks_[:] = saved["tasks"]
+        self.snapshots_[:] = saved["snapshots"]
+        if saved["task_classes"] is not None:
+            self.task_classes_ = saved["task_classes"]
+        self._rng.set_state(saved["rng"])
+        net.module_.load_state_dict(saved["module"])
+        net.optimizer_.load_state_dict(saved["optimizer"])
+        for penalty, state in zip(net.penalties_, saved["penalties"], strict=True):
+            vars(penalty).clear()
+            vars(penalty).update(state)
+        net.task_index_, net.output_mask_, n_epochs = saved["net"]
+        del net.history_[n_epochs:]
 
     def _task_output_mask(self, task, y):
         return None

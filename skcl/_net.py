@@ -64,11 +64,7 @@ class _ContinualNetMixin:
             self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
             self.history.record("train_loss", loss)
             if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"The training loss became {loss} in task index "
-                    f"{self.task_index_}: training diverged. Try a lower learning "
-                    "rate (lr) or a smaller penalty strength."
-                )
+                raise FloatingPointError(f"the training loss became {loss}.")
             self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
         self.notify("on_train_end", X=X, y=y)
 
@@ -82,7 +78,9 @@ class _ContinualNetMixin:
             _overrides(cb, Callback, hook) for cb in callbacks for hook in _BATCH_HOOKS
         )
         step_hooks = [
-            p.after_step for p in self.penalties_ if _overrides(p, Penalty, "after_step")
+            p.after_step
+            for p in self.penalties_
+            if _overrides(p, Penalty, "after_step")
         ]
         task_gradient_hooks = [
             p.after_task_backward

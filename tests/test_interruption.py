@@ -1,0 +1,116 @@
+"""A failed or interrupted chunk leaves the estimator as it was before it."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from skcl import ContinualClassifier
+from skcl.penalties import EWC, SI
+
+
+class InterruptAt(Callback):
+    """Raises KeyboardInterrupt at the given training batch of the given task."""
+
+    def __init__(self, task_index, batch):
+        self.task_index = task_index
+        self.batch = batch
+
+    def initialize(self):
+        self.count = 0
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        if net.task_index_ == self.task_index:
+            self.count += 1
+            if self.count == self.batch:
+                raise KeyboardInterrupt
+
+
+def make(callbacks=None):
+    return ContinualClassifier(
+        penalty=[EWC(lam=10.0), SI(lam=0.1, xi=0.1)],
+        module__dropout=0.1,
+        max_epochs=2,
+        lr=0.05,
+        batch_size=10,
+        random_state=0,
+        callbacks=callbacks,
+    )
+
+
+def state_of(clf):
+    """A copy of everything training changes."""
+    return copy.deepcopy(
+        (
+            clf.tasks_,
+            clf.snapshots_,
+            clf.module_.state_dict(),
+            clf.net_.optimizer_.state_dict(),
+            [vars(p) for p in clf.penalty_],
+            len(clf.net_.history),
+            clf._rng.get_state(),
+        )
+    )
+
+
+def same(a, b):
+    """Whether two nested structures hold equal values (tensors included)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if isinstance(a, torch.nn.Module):
+        return same(a.state_dict(), b.state_dict())
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(u, v) for u, v in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def test_interrupted_fit_keeps_the_completed_tasks_and_resumes(digits_stream):
+    X, y, t = digits_stream
+    reference = make().fit(X, y, task_id=t)
+    interrupted = make(callbacks=[InterruptAt(task_index=2, batch=7)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X, y, task_id=t)
+    completed = make().fit(X[t < 2], y[t < 2], task_id=t[t < 2])
+    assert interrupted.tasks_ == [0, 1]
+    assert same(state_of(interrupted), state_of(completed))
+    interrupted.partial_fit(X[t == 2], y[t == 2], task_id=2)
+    np.testing.assert_array_equal(
+        interrupted.predict_proba(X), reference.predict_proba(X)
+    )
+
+
+def test_divergence_restores_the_state_before_the_chunk(digits_stream):
+    X, y, t = digits_stream
+    clf = make().fit(X[t < 2], y[t < 2], task_id=t[t < 2])
+    before = state_of(clf)
+    with pytest.raises(FloatingPointError, match=r"task 2.*lower\s+learning rate"):
+        clf.partial_fit(X[t == 2] * 1e30, y[t == 2], task_id=2)
+    assert same(state_of(clf), before)
+    assert all(torch.isfinite(p).all() for p in clf.module_.parameters())
+    clf.partial_fit(X[t == 2], y[t == 2], task_id=2)
+    assert clf.tasks_ == [0, 1, 2]
+
+
+def test_interrupting_a_continued_task_keeps_its_earlier_chunks(digits_stream):
+    X, y, t = digits_stream
+    clf = make(callbacks=[InterruptAt(task_index=0, batch=50)])
+    clf.partial_fit(X[:150], y[:150], task_id=0, classes=np.arange(10))
+    before = state_of(clf)
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X[150:300], y[150:300], task_id=0)
+    assert same(state_of(clf), before)
+
+
+def test_state_comparison_detects_a_change(digits_stream):
+    X, y, t = digits_stream
+    clf = make().fit(X[t == 0], y[t == 0])
+    before = state_of(clf)
+    clf.penalty_[1].omega_[0][0] += 1e-6
+    assert not same(state_of(clf), before)
