@@ -6,7 +6,7 @@ import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
-from .penalties import Penalty
+from .penalties import Penalty, QuadraticPenalty
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
@@ -40,12 +40,7 @@ class _ContinualNetMixin:
 
     def penalty_loss(self):
         """Return the sum of the penalties' terms, or None if there is none."""
-        total = None
-        for penalty in self.penalties_:
-            term = penalty.loss(self)
-            if term is not None:
-                total = term if total is None else total + term
-        return total
+        return _sum_terms(self.penalties_, self)
 
     def infer_task(self, X):
         """Forward ``X`` through the module, masking the current task's outputs."""
@@ -55,7 +50,11 @@ class _ContinualNetMixin:
         return y_pred
 
     def train_chunk(self, X, y, *, epochs, generator):
-        """Train ``epochs`` epochs on the tensors ``X``, ``y`` of the current task."""
+        """Train ``epochs`` epochs on the tensors ``X``, ``y`` of the current task.
+
+        The history records, per epoch, the mean task loss (``train_loss``)
+        and, with penalties, their value at the end of the epoch (``penalty``).
+        """
         self.notify("on_train_begin", X=X, y=y)
         for _ in range(epochs):
             self.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
@@ -65,6 +64,12 @@ class _ContinualNetMixin:
             self.history.record("train_loss", loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the training loss became {loss}.")
+            if self.penalties_:
+                with torch.no_grad():
+                    penalty = self.penalty_loss()
+                self.history.record(
+                    "penalty", 0.0 if penalty is None else penalty.item()
+                )
             self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
         self.notify("on_train_end", X=X, y=y)
 
@@ -77,17 +82,20 @@ class _ContinualNetMixin:
         batch_hooks = any(
             _overrides(cb, Callback, hook) for cb in callbacks for hook in _BATCH_HOOKS
         )
+        penalties = self.penalties_
         step_hooks = [
-            p.after_step
-            for p in self.penalties_
-            if _overrides(p, Penalty, "after_step")
+            p.after_step for p in penalties if _overrides(p, Penalty, "after_step")
         ]
         task_gradient_hooks = [
             p.after_task_backward
-            for p in self.penalties_
+            for p in penalties
             if _overrides(p, Penalty, "after_task_backward")
         ]
+        quadratic = [p for p in penalties if isinstance(p, QuadraticPenalty)]
+        generic = [p for p in penalties if not isinstance(p, QuadraticPenalty)]
         module, optimizer = self.module_, self.optimizer_
+        params = [p for p in module.parameters() if p.requires_grad]
+        workspace = [torch.empty_like(p) for p in params] if quadratic else None
         module.train()
         losses = []
         for start in range(0, n, batch_size):
@@ -96,18 +104,21 @@ class _ContinualNetMixin:
                 self.notify("on_batch_begin", batch=(Xb, yb), training=True)
             optimizer.zero_grad(set_to_none=True)
             y_pred = self.infer_task(Xb)
-            if task_gradient_hooks:
-                loss = self.get_loss(y_pred, yb, X=Xb, training=False)
+            loss = self.criterion_(y_pred, yb)
+            extra = _sum_terms(generic, self)
+            if extra is None or not task_gradient_hooks:
+                (loss if extra is None else loss + extra).backward()
+                for hook in task_gradient_hooks:
+                    hook(self)
+            else:
                 loss.backward()
                 for hook in task_gradient_hooks:
                     hook(self)
-                penalty = self.penalty_loss()
-                if penalty is not None:
-                    penalty.backward()
-                    loss = loss.detach() + penalty.detach()
-            else:
-                loss = self.get_loss(y_pred, yb, X=Xb, training=True)
-                loss.backward()
+                extra.backward()
+            if quadratic:
+                _fill_missing_gradients(params)
+                for penalty in quadratic:
+                    penalty.add_gradient(self, params, workspace)
             if batch_hooks:
                 self.notify(
                     "on_grad_computed",
@@ -128,6 +139,21 @@ class _ContinualNetMixin:
                     y_pred=y_pred,
                 )
         return torch.stack(losses).mean().item()
+
+
+def _sum_terms(penalties, net):
+    total = None
+    for penalty in penalties:
+        term = penalty.loss(net)
+        if term is not None:
+            total = term if total is None else total + term
+    return total
+
+
+def _fill_missing_gradients(params):
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
 
 
 class _ClassifierNet(_ContinualNetMixin, NeuralNetClassifier):

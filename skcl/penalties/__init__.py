@@ -10,7 +10,7 @@ from ._fisher import output_norm_gradients, squared_gradients
 from ._l2 import L2
 from ._l2_init import L2Init
 from ._mas import MAS
-from ._quadratic import quadratic_penalty
+from ._quadratic import QuadraticPenalty, quadratic_penalty
 from ._shrink_perturb import ShrinkAndPerturb
 from ._si import SI
 
@@ -21,6 +21,7 @@ __all__ = [
     "SI",
     "L2Init",
     "Penalty",
+    "QuadraticPenalty",
     "ShrinkAndPerturb",
     "output_norm_gradients",
     "quadratic_penalty",

@@ -2,18 +2,17 @@ import numbers
 
 import torch
 
-from ._base import Penalty
 from ._fisher import squared_gradients
 from ._quadratic import (
+    QuadraticPenalty,
     likelihood,
     output_mask_transform,
-    quadratic_penalty,
     running_mean,
     trainable_parameters,
 )
 
 
-class EWC(Penalty):
+class EWC(QuadraticPenalty):
     """Elastic weight consolidation, separate or online.
 
     Pulls each parameter toward its value at the end of earlier tasks, in
@@ -166,9 +165,7 @@ class EWC(Penalty):
         ]
         self.precision_ = total
 
-    def loss(self, net):
-        if self.precision_ is None or self.lam == 0:
+    def quadratic(self, net):
+        if self.precision_ is None:
             return None
-        params = [p for _, p in trainable_parameters(net)]
-        value = quadratic_penalty(params, self.centre_, self.lam, self.precision_)
-        return value + 0.5 * self.lam * self.offset_ if self.offset_ else value
+        return self.centre_, self.precision_, self.offset_

@@ -1,8 +1,7 @@
-from ._base import Penalty
-from ._quadratic import detached_copy, quadratic_penalty, trainable_parameters
+from ._quadratic import QuadraticPenalty, detached_copy
 
 
-class L2(Penalty):
+class L2(QuadraticPenalty):
     """L2 pull toward the parameters at the end of the previous task.
 
     Adds ``lam/2 * ||theta - theta_{k-1}||^2`` while training task ``k > 0``,
@@ -38,8 +37,5 @@ class L2(Penalty):
         if net.task_index_ > 0:
             self.anchor_ = detached_copy(net)
 
-    def loss(self, net):
-        if self.anchor_ is None or self.lam == 0:
-            return None
-        params = [p for _, p in trainable_parameters(net)]
-        return quadratic_penalty(params, self.anchor_, self.lam)
+    def quadratic(self, net):
+        return None if self.anchor_ is None else (self.anchor_, None, 0.0)

@@ -1,8 +1,7 @@
-from ._base import Penalty
-from ._quadratic import detached_copy, quadratic_penalty, trainable_parameters
+from ._quadratic import QuadraticPenalty, detached_copy
 
 
-class L2Init(Penalty):
+class L2Init(QuadraticPenalty):
     """L2 pull toward the initial parameters (L2 Init).
 
     Adds ``lam/2 * ||theta - theta_0||^2`` at every step of every task, with
@@ -35,8 +34,5 @@ class L2Init(Penalty):
     def initialize(self, net):
         self.anchor_ = detached_copy(net)
 
-    def loss(self, net):
-        if self.lam == 0:
-            return None
-        params = [p for _, p in trainable_parameters(net)]
-        return quadratic_penalty(params, self.anchor_, self.lam)
+    def quadratic(self, net):
+        return self.anchor_, None, 0.0

@@ -2,18 +2,17 @@ import numbers
 
 import torch
 
-from ._base import Penalty
 from ._fisher import output_norm_gradients
 from ._quadratic import (
+    QuadraticPenalty,
     detached_copy,
     output_mask_transform,
-    quadratic_penalty,
     running_mean,
     trainable_parameters,
 )
 
 
-class MAS(Penalty):
+class MAS(QuadraticPenalty):
     """Memory aware synapses: importance from the output's sensitivity.
 
     The importance of a parameter is the mean over a task's samples of the
@@ -93,8 +92,7 @@ class MAS(Penalty):
             ]
         self.anchor_ = detached_copy(net)
 
-    def loss(self, net):
-        if self.importance_ is None or self.lam == 0:
+    def quadratic(self, net):
+        if self.importance_ is None:
             return None
-        params = [p for _, p in trainable_parameters(net)]
-        return quadratic_penalty(params, self.anchor_, self.lam, self.importance_)
+        return self.anchor_, self.importance_, 0.0

@@ -1,10 +1,9 @@
 import torch
 
-from ._base import Penalty
-from ._quadratic import detached_copy, quadratic_penalty, trainable_parameters
+from ._quadratic import QuadraticPenalty, detached_copy, trainable_parameters
 
 
-class SI(Penalty):
+class SI(QuadraticPenalty):
     """Synaptic intelligence: importance from each parameter's path integral.
 
     During a task, every optimizer step adds ``-g * delta_theta`` to each
@@ -21,7 +20,8 @@ class SI(Penalty):
     the task's loss, not for the pull of the penalties themselves (which
     would inflate the importance of parameters held in place). The estimator
     therefore backpropagates the task loss and the penalties separately when
-    SI is used (see :meth:`after_task_backward`).
+    SI is used (see :meth:`after_task_backward`; the quadratic penalties'
+    gradients are added after it).
 
     Parameters
     ----------
@@ -95,8 +95,7 @@ class SI(Penalty):
         torch._foreach_addcmul_(self.omega_, self._grads, self._previous)
         torch._foreach_copy_(self._previous, params)
 
-    def loss(self, net):
-        if self.importance_ is None or self.lam == 0:
+    def quadratic(self, net):
+        if self.importance_ is None:
             return None
-        params = [p for _, p in trainable_parameters(net)]
-        return quadratic_penalty(params, self.anchor_, self.lam, self.importance_)
+        return self.anchor_, self.importance_, 0.0
