@@ -7,7 +7,8 @@ SGD lr 0.01 without momentum, batch size 10, one epoch per task, one torch
 thread. Rows: a hand-written PyTorch loop without penalty, skcl without
 penalty, and skcl with ``EWC(lam=100)`` and the exact empirical Fisher over
 each task's training data (its time includes the Fisher). Training time only:
-the evaluation after each task is not timed.
+the evaluation after each task is not timed. The three runs alternate
+``--repeats`` times and the times are medians (forgetting is deterministic).
 
     python benchmarks/bench_ewc.py --data-home ../shared/data/mnist
 """
@@ -15,6 +16,7 @@ the evaluation after each task is not timed.
 import argparse
 import platform
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -73,7 +75,7 @@ def hand_loop(X, y, t, X_test, y_test, t_test):
     return seconds, forgetting(R)
 
 
-def skcl_run(penalty, X, y, t, X_test, y_test, t_test):
+def skcl_run(penalty, X, y, t, X_test, y_test, t_test, *, evaluate=True):
     clf = ContinualClassifier(
         module__hidden_sizes=(256, 256),
         penalty=penalty,
@@ -86,6 +88,8 @@ def skcl_run(penalty, X, y, t, X_test, y_test, t_test):
     start = time.perf_counter()
     clf.fit(X, y, task_id=t)
     seconds = time.perf_counter() - start
+    if not evaluate:
+        return seconds, None
     return seconds, forgetting(accuracy_matrix(clf, X_test, y_test, t_test))
 
 
@@ -93,15 +97,32 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-home", default="../shared/data/mnist")
     parser.add_argument("--lam", type=float, default=100.0)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cpu = platform.processor() or platform.machine()
     print(f"{cpu}, torch {torch.__version__}, 1 thread")
     stream = make_stream(args.data_home)
-    hand_seconds, hand_forgetting = hand_loop(*stream)
-    rows = [("hand-written loop, no penalty", hand_seconds, hand_forgetting)]
-    rows.append(("skcl, no penalty", *skcl_run(None, *stream)))
-    rows.append((f"skcl, EWC(lam={args.lam:g})", *skcl_run(EWC(lam=args.lam), *stream)))
+    names = [
+        "hand-written loop, no penalty",
+        "skcl, no penalty",
+        f"skcl, EWC(lam={args.lam:g})",
+    ]
+    times = {name: [] for name in names}
+    forgot = {}
+    for repeat in range(args.repeats):
+        first = repeat == 0
+        runs = [
+            partial(hand_loop, *stream),
+            partial(skcl_run, None, *stream, evaluate=first),
+            partial(skcl_run, EWC(lam=args.lam), *stream, evaluate=first),
+        ]
+        for name, run in zip(names, runs, strict=True):
+            seconds, forgetting_ = run()
+            times[name].append(seconds)
+            forgot.setdefault(name, forgetting_)
+    hand_seconds = float(np.median(times[names[0]]))
+    rows = [(name, float(np.median(times[name])), forgot[name]) for name in names]
     print(f"{'run':<32} {'train s':>8} {'x hand':>7} {'forgetting':>11}")
     for name, seconds, forgot in rows:
         print(f"{name:<32} {seconds:8.2f} {seconds / hand_seconds:7.2f} {forgot:11.3f}")
