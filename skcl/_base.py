@@ -15,7 +15,6 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
-from torch.func import functional_call
 from typing_extensions import Self
 
 from .modules import MLP
@@ -23,7 +22,7 @@ from .penalties import Penalty
 
 _VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
 _MAX_SEED = np.iinfo(np.int32).max
-_PREDICT_BATCH = 4096
+_PREDICT_BATCH = 256
 
 
 def _scalar(value):
@@ -548,27 +547,34 @@ class _ContinualEstimator(BaseEstimator):
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
         mask = self._predict_output_mask(task_id, X.shape[0])
-        X = self._to_tensor(X, dtype=torch.float64)
-        # In float64, outputs do not depend on how the samples are batched.
-        state = {
-            k: v.double() if v.is_floating_point() else v
-            for k, v in self.module_.state_dict().items()
-        }
+        X = self._to_tensor(X)
         training = self.module_.training
         self.module_.eval()
         try:
             with torch.no_grad():
                 out = torch.cat(
                     [
-                        functional_call(self.module_, state, X[i : i + _PREDICT_BATCH])
+                        self._forward_chunk(X[i : i + _PREDICT_BATCH])
                         for i in range(0, len(X), _PREDICT_BATCH)
                     ]
-                ).cpu()
+                )
         finally:
             self.module_.train(training)
+        out = out.double().cpu()
         if mask is not None:
             out = out.masked_fill(~mask, float("-inf"))
         return out
+
+    def _forward_chunk(self, X):
+        """Forward a chunk zero-padded to ``_PREDICT_BATCH`` rows.
+
+        Every chunk has the same shape, so the same kernels run and a sample's
+        output does not depend on the other samples predicted with it.
+        """
+        n = len(X)
+        if n < _PREDICT_BATCH:
+            X = torch.cat([X, X.new_zeros((_PREDICT_BATCH - n, *X.shape[1:]))])
+        return self.module_(X)[:n]
 
     def _predict_output_mask(self, task_id, n_samples):
         return None

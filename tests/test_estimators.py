@@ -361,3 +361,17 @@ def test_pandas_and_float64_input(digits_stream):
     clf = make_clf().fit(frame, pd.Series(y), task_id=pd.Series(t))
     assert clf.feature_names_in_[0] == "px0"
     assert clf.score(frame, y) > 0.5
+
+
+@pytest.mark.parametrize("images", [False, True], ids=["mlp", "cnn"])
+def test_predictions_do_not_depend_on_the_other_samples(digits_stream, images):
+    X, y, t = digits_stream
+    params = {}
+    if images:
+        X = X.reshape(-1, 1, 8, 8)
+        params = dict(module=CNN, module__channels=(4,), module__hidden_size=16)
+    clf = make_clf(**params).fit(X[:300], y[:300])
+    full = clf.predict_proba(X)
+    rows = np.random.RandomState(1).permutation(len(X))[:301]
+    np.testing.assert_array_equal(clf.predict_proba(X[rows]), full[rows])
+    np.testing.assert_array_equal(clf.predict_proba(X[rows[:3]]), full[rows[:3]])
