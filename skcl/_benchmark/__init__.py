@@ -1,0 +1,1 @@
+"""The machinery of ``skcl benchmark``: streams, strategy presets, runs, reports."""

@@ -1,0 +1,96 @@
+"""Tables, files and plots of a benchmark's results."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
+_HEADERS = ("accuracy", "forgetting", "BWT", "learning acc.", "train s")
+
+
+def summarize(results, strategies):
+    """Return one row per strategy: mean and std of each metric over seeds."""
+    rows = []
+    for strategy in strategies:
+        runs = [r for r in results if r["strategy"] == strategy]
+        row = {"strategy": strategy, "n_seeds": len(runs)}
+        for key in (*METRICS, "seconds"):
+            values = np.array([r[key] for r in runs], dtype=float)
+            row[key] = float(values.mean())
+            row[f"{key}_std"] = float(values.std())
+        rows.append(row)
+    return rows
+
+
+def format_table(rows):
+    """Return the summary as an aligned text table (mean ± std over seeds)."""
+    cells = [("strategy", *_HEADERS)]
+    for row in rows:
+        cells.append(
+            (
+                row["strategy"],
+                *(
+                    f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
+                    if row["n_seeds"] > 1
+                    else f"{row[k]:.3f}"
+                    for k in METRICS
+                ),
+                f"{row['seconds']:.1f}",
+            )
+        )
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_files(results, rows, config, output):
+    """Write ``results.json`` (every run), ``summary.csv`` and return their paths."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / "results.json", "w") as f:
+        json.dump({"config": config, "summary": rows, "runs": results}, f, indent=2)
+    with open(output / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return [output / "results.json", output / "summary.csv"]
+
+
+def write_plots(results, strategies, output):
+    """Plot each sequential strategy's first accuracy matrix and their task curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..metrics import AccuracyMatrixDisplay, TaskAccuracyDisplay
+
+    output = Path(output)
+    first = {}
+    for r in results:
+        if r["strategy"] != "joint":
+            first.setdefault(r["strategy"], np.array(r["R"]))
+    paths = []
+    for strategy in (s for s in strategies if s in first):
+        display = AccuracyMatrixDisplay.from_matrix(first[strategy])
+        display.ax_.set_title(strategy)
+        path = output / f"accuracy_matrix_{strategy}.png"
+        display.figure_.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(display.figure_)
+        paths.append(path)
+    if first:
+        display = TaskAccuracyDisplay.from_matrix(first)
+        path = output / "task_accuracy.png"
+        display.figure_.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(display.figure_)
+        paths.append(path)
+    return paths

@@ -1,0 +1,132 @@
+"""One run: a strategy with one seed on a stream, scored on the held-out tasks."""
+
+import time
+
+import numpy as np
+import torch
+
+from .._classifier import ContinualClassifier
+from ..metrics import (
+    accuracy_matrix,
+    average_accuracy,
+    backward_transfer,
+    forgetting,
+    learning_accuracy,
+)
+
+_JOINT_CHUNK = 60_000
+
+
+def run_strategy(stream, strategy, params, seed, *, progress=None):
+    """Train ``strategy`` on ``stream`` and return its scores.
+
+    Sequential strategies see the tasks one after the other through
+    ``partial_fit``; ``"joint"`` (the multi-task upper bound) trains once on the
+    shuffled union of all tasks, so its accuracy matrix is a single row and its
+    forgetting and backward transfer are zero by definition.
+
+    Parameters
+    ----------
+    stream : TaskStream
+    strategy : str
+    params : dict
+        Estimator parameters (see ``_presets.strategy_params``).
+    seed : int
+    progress : callable or None
+        Called after each task.
+
+    Returns
+    -------
+    dict
+        ``strategy``, ``seed``, ``R`` (list of rows), the four metrics and the
+        training time in seconds.
+    """
+    clf = ContinualClassifier(
+        **params,
+        classes=stream.classes,
+        multi_head=stream.multi_head,
+        random_state=seed,
+    )
+    if strategy == "joint":
+        seconds = _train_jointly(clf, stream, seed, progress)
+        R = np.array(
+            [
+                [
+                    clf.score(
+                        stream.X_test[stream.t_test == i],
+                        stream.y_test[stream.t_test == i],
+                    )
+                    for i in range(stream.n_tasks)
+                ]
+            ]
+        )
+        metrics = dict(
+            average_accuracy=float(R.mean()),
+            forgetting=0.0,
+            backward_transfer=0.0,
+            learning_accuracy=float(R.mean()),
+        )
+    else:
+        seconds = 0.0
+        for k in range(stream.n_tasks):
+            X, y = stream.task(k)
+            start = time.perf_counter()
+            clf.partial_fit(X, y, task_id=k)
+            seconds += time.perf_counter() - start
+            if progress is not None:
+                progress()
+        R = accuracy_matrix(clf, stream.X_test, stream.y_test, stream.t_test)
+        metrics = dict(
+            average_accuracy=average_accuracy(R),
+            forgetting=forgetting(R),
+            backward_transfer=backward_transfer(R),
+            learning_accuracy=learning_accuracy(R),
+        )
+    return dict(strategy=strategy, seed=seed, R=R.tolist(), seconds=seconds, **metrics)
+
+
+def _train_jointly(clf, stream, seed, progress):
+    """Train one task made of all tasks, ``max_epochs`` shuffled passes."""
+    epochs = clf.max_epochs
+    clf.set_params(max_epochs=1)
+    tasks = [stream.task(k) for k in range(stream.n_tasks)]
+    sizes = [len(y) for _, y in tasks]
+    offsets = np.cumsum([0, *sizes])
+    rng = np.random.RandomState(seed)
+    seconds = 0.0
+    for _ in range(epochs):
+        order = rng.permutation(offsets[-1])
+        for start in range(0, len(order), _JOINT_CHUNK):
+            rows = order[start : start + _JOINT_CHUNK]
+            task = np.searchsorted(offsets, rows, side="right") - 1
+            X = np.concatenate(
+                [tasks[k][0][rows[task == k] - offsets[k]] for k in range(len(tasks))]
+            )
+            y = np.concatenate(
+                [tasks[k][1][rows[task == k] - offsets[k]] for k in range(len(tasks))]
+            )
+            begin = time.perf_counter()
+            clf.partial_fit(X, y, task_id=0)
+            seconds += time.perf_counter() - begin
+        if progress is not None:
+            progress()
+    return seconds
+
+
+def run_in_worker(stream_args, strategy, params, seed):
+    """Run in a joblib worker: one torch thread, the stream cached per process."""
+    torch.set_num_threads(1)
+    return run_strategy(_cached_stream(**stream_args), strategy, params, seed)
+
+
+_STREAMS = {}
+
+
+def _cached_stream(**stream_args):
+    from ._streams import load_stream
+
+    key = tuple(sorted(stream_args.items()))
+    if key not in _STREAMS:
+        _STREAMS.clear()
+        _STREAMS[key] = load_stream(**stream_args)
+    return _STREAMS[key]

@@ -1,0 +1,101 @@
+"""Task streams for ``skcl benchmark``, built one task at a time and cached."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..datasets import (
+    fetch_mnist,
+    load_digits_stream,
+    make_permuted_stream,
+    make_rotated_stream,
+)
+
+STREAMS = (
+    "permuted-digits",
+    "rotated-digits",
+    "split-digits",
+    "permuted-mnist",
+    "rotated-mnist",
+)
+
+
+@dataclass
+class TaskStream:
+    """A stream whose training tasks are built on demand.
+
+    ``regime`` names the family of training regimes that suit it (see
+    ``_presets``); ``test`` holds the held-out samples of every task.
+    """
+
+    name: str
+    regime: str
+    n_tasks: int
+    classes: np.ndarray
+    build_task: object
+    X_test: np.ndarray
+    y_test: np.ndarray
+    t_test: np.ndarray
+    multi_head: bool = False
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def task(self, k):
+        """Return the training inputs and labels of task ``k``."""
+        if k not in self._cache:
+            self._cache[k] = self.build_task(k)
+        return self._cache[k]
+
+
+def load_stream(name, *, n_tasks=None, data_home=None, train_size=None, seed=0):
+    """Build the stream ``name`` (one of ``STREAMS``)."""
+    if name.endswith("digits"):
+        return _digits(name.split("-")[0], n_tasks, seed)
+    return _mnist(name.split("-")[0], n_tasks or 20, data_home, train_size, seed)
+
+
+def _digits(kind, n_tasks, seed):
+    n_tasks = n_tasks or 5
+    X, X_test, y, y_test, t, t_test = load_digits_stream(
+        kind, n_tasks=n_tasks, random_state=seed
+    )
+    return TaskStream(
+        name=f"{kind}-digits",
+        regime="digits",
+        n_tasks=n_tasks,
+        classes=np.unique(y),
+        build_task=lambda k: (X[t == k], y[t == k]),
+        X_test=X_test,
+        y_test=y_test,
+        t_test=t_test,
+        multi_head=kind == "split",
+    )
+
+
+def _mnist(kind, n_tasks, data_home, train_size, seed):
+    mnist = fetch_mnist(data_home, cache=False)
+    X, y = mnist.X_train[:train_size], mnist.y_train[:train_size]
+    if kind == "permuted":
+        *_, perms = make_permuted_stream(
+            X[:1], y[:1], n_tasks, return_permutations=True, random_state=seed
+        )
+
+        def transform(images, k):
+            return images[:, perms[k]]
+
+    else:
+
+        def transform(images, k):
+            return make_rotated_stream(
+                images, np.zeros(len(images)), angles=[10.0 * k]
+            )[0]
+
+    return TaskStream(
+        name=f"{kind}-mnist",
+        regime=f"mnist-{kind}",
+        n_tasks=n_tasks,
+        classes=np.arange(10),
+        build_task=lambda k: (transform(X, k), y),
+        X_test=np.concatenate([transform(mnist.X_test, k) for k in range(n_tasks)]),
+        y_test=np.tile(mnist.y_test, n_tasks),
+        t_test=np.repeat(np.arange(n_tasks), len(mnist.y_test)),
+    )
