@@ -94,3 +94,17 @@ def test_python_dash_m_runs_the_command_line():
         check=True,
     )
     assert "--strategies" in done.stdout
+
+
+def test_a_diverging_run_is_reported_not_raised(tmp_path, capsys):
+    status = main(
+        [
+            "benchmark", "--strategies", "naive,ewc", "--n-tasks", "2",
+            "--seeds", "1", "--epochs", "1", "--lam", "1e9",
+            "--output", str(tmp_path), "--quiet",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    assert "ewc (1 diverged)" in capsys.readouterr().out
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert runs[1]["diverged"] and not runs[0]["diverged"]

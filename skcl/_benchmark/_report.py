@@ -16,8 +16,10 @@ def summarize(results, strategies):
     for strategy in strategies:
         runs = [r for r in results if r["strategy"] == strategy]
         row = {"strategy": strategy, "n_seeds": len(runs)}
+        row["n_diverged"] = sum(r["diverged"] for r in runs)
+        kept = [r for r in runs if not r["diverged"]] or runs
         for key in (*METRICS, "seconds"):
-            values = np.array([r[key] for r in runs], dtype=float)
+            values = np.array([r[key] for r in kept], dtype=float)
             row[key] = float(values.mean())
             row[f"{key}_std"] = float(values.std())
         rows.append(row)
@@ -25,12 +27,16 @@ def summarize(results, strategies):
 
 
 def format_table(rows):
-    """Return the summary as an aligned text table (mean ± std over seeds)."""
+    """Return the summary as an aligned text table (mean ± std over seeds).
+
+    Runs that diverged are left out of the means and counted in the name.
+    """
     cells = [("strategy", *_HEADERS)]
     for row in rows:
+        diverged = row["n_diverged"]
         cells.append(
             (
-                row["strategy"],
+                row["strategy"] + (f" ({diverged} diverged)" if diverged else ""),
                 *(
                     f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
                     if row["n_seeds"] > 1
@@ -56,8 +62,9 @@ def write_files(results, rows, config, output):
     """Write ``results.json`` (every run), ``summary.csv`` and return their paths."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    document = {"config": config, "summary": rows, "runs": results}
     with open(output / "results.json", "w") as f:
-        json.dump({"config": config, "summary": rows, "runs": results}, f, indent=2)
+        json.dump(_nan_to_none(document), f, indent=2, allow_nan=False)
     with open(output / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -77,7 +84,7 @@ def write_plots(results, strategies, output):
     output = Path(output)
     first = {}
     for r in results:
-        if r["strategy"] != "joint":
+        if r["strategy"] != "joint" and not r["diverged"]:
             first.setdefault(r["strategy"], np.array(r["R"]))
     paths = []
     for strategy in (s for s in strategies if s in first):
@@ -94,3 +101,13 @@ def write_plots(results, strategies, output):
         plt.close(display.figure_)
         paths.append(path)
     return paths
+
+
+def _nan_to_none(value):
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -38,9 +38,29 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
     Returns
     -------
     dict
-        ``strategy``, ``seed``, ``R`` (list of rows), the four metrics and the
-        training time in seconds.
+        ``strategy``, ``seed``, ``R`` (list of rows), the four metrics, the
+        training time in seconds and ``diverged``. A run whose loss diverges
+        has None scores and ``diverged=True``.
     """
+    try:
+        return _run(stream, strategy, params, seed, progress)
+    except FloatingPointError:
+        nan = float("nan")
+        metrics = dict.fromkeys(
+            (
+                "average_accuracy",
+                "forgetting",
+                "backward_transfer",
+                "learning_accuracy",
+            ),
+            nan,
+        )
+        return dict(
+            strategy=strategy, seed=seed, R=None, seconds=nan, diverged=True, **metrics
+        )
+
+
+def _run(stream, strategy, params, seed, progress):
     clf = ContinualClassifier(
         **params,
         classes=stream.classes,
@@ -82,7 +102,14 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
             backward_transfer=backward_transfer(R),
             learning_accuracy=learning_accuracy(R),
         )
-    return dict(strategy=strategy, seed=seed, R=R.tolist(), seconds=seconds, **metrics)
+    return dict(
+        strategy=strategy,
+        seed=seed,
+        R=R.tolist(),
+        seconds=seconds,
+        diverged=False,
+        **metrics,
+    )
 
 
 def _train_jointly(clf, stream, seed, progress):
