@@ -45,18 +45,11 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
     try:
         return _run(stream, strategy, params, seed, progress)
     except FloatingPointError:
-        nan = float("nan")
         metrics = dict.fromkeys(
-            (
-                "average_accuracy",
-                "forgetting",
-                "backward_transfer",
-                "learning_accuracy",
-            ),
-            nan,
+            ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
         )
         return dict(
-            strategy=strategy, seed=seed, R=None, seconds=nan, diverged=True, **metrics
+            strategy=strategy, seed=seed, R=None, seconds=None, diverged=True, **metrics
         )
 
 
