@@ -1,0 +1,74 @@
+"""Choose each penalty's strength on the first tasks of a stream.
+
+Following A-GEM's protocol (Chaudhry et al., 2019), every strategy with a
+penalty is trained on the first ``--n-tasks`` tasks only (3 by default), one
+seed, for each strength of its grid; the strength with the best average
+accuracy is the one the benchmark presets use. The regimes themselves (learning
+rate, decay, dropout, ...) are the presets' (see ``skcl/_benchmark/_presets.py``).
+
+    python benchmarks/tune_lambdas.py --stream permuted-mnist
+"""
+
+import argparse
+import json
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from skcl._benchmark._presets import strategy_params
+from skcl._benchmark._runner import _cached_stream, run_in_worker
+
+GRIDS = {
+    "l2": [0.01, 0.1, 1.0],
+    "l2init": [1e-4, 1e-3, 1e-2],
+    "ewc": [1.0, 10.0, 100.0, 1000.0],
+    "online-ewc": [1.0, 10.0, 100.0, 1000.0],
+    "si": [0.1, 1.0, 10.0],
+    "mas": [0.1, 1.0, 10.0],
+    "stable-sgd+ewc": [1.0, 10.0, 100.0],
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", default="permuted-mnist")
+    parser.add_argument("--n-tasks", type=int, default=3)
+    parser.add_argument("--data-home", default="../shared/data/mnist")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--strategies", default=",".join(GRIDS))
+    parser.add_argument("--output", default=None, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    stream_args = dict(
+        name=args.stream,
+        n_tasks=args.n_tasks,
+        data_home=args.data_home,
+        train_size=None,
+    )
+    regime = _cached_stream(**stream_args).regime
+    runs = [
+        (strategy, lam, strategy_params(strategy, regime, {"lam": lam}))
+        for strategy in args.strategies.split(",")
+        for lam in GRIDS[strategy]
+    ]
+    results = Parallel(n_jobs=args.n_jobs)(
+        delayed(run_in_worker)(stream_args, strategy, params, 0)
+        for strategy, _, params in runs
+    )
+    print(f"{args.stream}, first {args.n_tasks} tasks, seed 0")
+    print(f"{'strategy':<16} {'lam':>8} {'accuracy':>9} {'forgetting':>11}")
+    best = {}
+    for (strategy, lam, _), result in zip(runs, results, strict=True):
+        accuracy = result["average_accuracy"]
+        shown = "diverged" if result["diverged"] else f"{accuracy:9.3f}"
+        forgetting = "" if result["diverged"] else f"{result['forgetting']:11.3f}"
+        print(f"{strategy:<16} {lam:>8g} {shown:>9} {forgetting}")
+        if not result["diverged"] and accuracy > best.get(strategy, (None, -np.inf))[1]:
+            best[strategy] = (lam, accuracy)
+    print("best:", {s: lam for s, (lam, _) in best.items()})
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump({"runs": results, "best": best}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
