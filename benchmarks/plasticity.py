@@ -1,0 +1,113 @@
+"""Loss of plasticity on a long random-label stream, and how L2 Init holds it.
+
+The plasticity benchmark of Kumar, Marklund & Van Roy ("Maintaining Plasticity
+in Continual Learning via Regenerative Regularization", 2023), on the embedded
+digits: every task shows the same ``--n-samples`` images with freshly shuffled
+labels, so the only way to do well on a task is to memorise it from scratch.
+After each task we record the accuracy on that task's own training data: a
+network that keeps its plasticity memorises every new task as well as the
+first; one that loses it memorises less and less. Strategies: plain training,
+``L2Init`` and ``ShrinkAndPerturb``, all with Adam (the loss of plasticity is
+strongest with adaptive optimizers).
+
+    python benchmarks/plasticity.py --n-tasks 60 --output docs/_static
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from sklearn.datasets import load_digits
+
+from skcl import ContinualClassifier
+from skcl.datasets import make_random_label_stream
+from skcl.penalties import L2Init, ShrinkAndPerturb
+
+STRATEGIES = {
+    "naive": None,
+    "l2init": L2Init(lam=1e-2),
+    "shrink-perturb": ShrinkAndPerturb(shrink=1e-4, noise=1e-4),
+}
+
+
+def run(name, penalty, X, y, task_id, args, seed):
+    torch.set_num_threads(1)
+    clf = ContinualClassifier(
+        module__hidden_sizes=(100, 100),
+        penalty=penalty,
+        optimizer=torch.optim.Adam,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        keep_snapshots=False,
+        random_state=seed,
+    )
+    accuracy = []
+    start = time.perf_counter()
+    for k in range(args.n_tasks):
+        rows = task_id == k
+        clf.partial_fit(X[rows], y[rows], task_id=k, classes=np.arange(10))
+        accuracy.append(clf.score(X[rows], y[rows]))
+    return name, seed, np.array(accuracy), time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-tasks", type=int, default=60)
+    parser.add_argument("--n-samples", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--output", default=None, help="folder for plasticity.png")
+    args = parser.parse_args(argv)
+    digits = load_digits()
+    X = (digits.data[: args.n_samples] / 16).astype(np.float32)
+    X, y, task_id = make_random_label_stream(
+        X, digits.target[: args.n_samples], args.n_tasks, random_state=0
+    )
+    results = Parallel(n_jobs=args.n_jobs)(
+        delayed(run)(name, penalty, X, y, task_id, args, seed)
+        for name, penalty in STRATEGIES.items()
+        for seed in range(args.seeds)
+    )
+    curves = {
+        name: np.mean([acc for n, _, acc, _ in results if n == name], axis=0)
+        for name in STRATEGIES
+    }
+    window = max(1, args.n_tasks // 10)
+    print(
+        f"random-label digits: {args.n_tasks} tasks of {args.n_samples} images, "
+        f"{args.epochs} epochs each, Adam lr {args.lr}, {args.seeds} seeds"
+    )
+    print(f"{'strategy':<16} {'first tasks':>12} {'last tasks':>11} {'seconds':>8}")
+    for name, curve in curves.items():
+        seconds = np.mean([s for n, _, _, s in results if n == name])
+        first, last = curve[:window].mean(), curve[-window:].mean()
+        print(f"{name:<16} {first:12.3f} {last:11.3f} {seconds:8.1f}")
+    print(f"(mean training accuracy on the first and the last {window} tasks)")
+    if args.output:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for name, curve in curves.items():
+            ax.plot(np.arange(args.n_tasks), curve, label=name)
+        ax.set(
+            xlabel="Task",
+            ylabel="Accuracy on the task after training it",
+            title="Plasticity on random-label digits",
+        )
+        ax.legend()
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(args.output) / "plasticity.png", dpi=100, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()
