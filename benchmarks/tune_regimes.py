@@ -33,11 +33,11 @@ GRIDS = {
     "si": _lams(0.1, 1.0, 10.0),
     "mas": _lams(0.1, 1.0, 10.0),
     "stable-sgd+ewc": _lams(1.0, 10.0, 100.0),
+    # The per-task decay stays the published one (0.8 permuted, 0.5 rotated):
+    # three tasks are too few to choose it, and always favour a fast decay.
     "stable-sgd": [
-        {"lr": lr, "lr_decay": decay, "dropout": dropout}
-        for lr, decay, dropout in itertools.product(
-            (0.02, 0.05), (0.5, 0.8), (0.25, 0.5)
-        )
+        {"lr": lr, "dropout": dropout}
+        for lr, dropout in itertools.product((0.02, 0.05), (0.25, 0.5))
     ],
 }
 

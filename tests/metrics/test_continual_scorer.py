@@ -1,0 +1,222 @@
+import pickle
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.model_selection import GridSearchCV, cross_validate
+
+from skcl.metrics import (
+    forgetting,
+    get_continual_scorer,
+    get_continual_scorer_names,
+    learning_accuracy,
+    make_continual_scorer,
+)
+
+# Hand-computed from conftest.SCORES / INITIAL for tasks 10, 20, 30:
+# R = [[1.0, 0.5, 0.4], [0.8, 0.9, 0.5], [0.6, 0.7, 1.0]], b = [0.3, 0.2, 0.1].
+EXPECTED = {
+    "average_accuracy": (0.6 + 0.7 + 1.0) / 3,
+    "average_incremental_accuracy": (1.0 + 0.85 + 2.3 / 3) / 3,
+    "learning_accuracy": (1.0 + 0.9 + 1.0) / 3,
+    "neg_forgetting": -(0.4 + 0.2) / 2,
+    "backward_transfer": (-0.4 - 0.2) / 2,
+    "forward_transfer": (0.3 + 0.4) / 2,
+}
+# A worse candidate: same learning, more forgetting.
+FORGETFUL = {
+    10: (1.0, 0.2, 0.1),
+    20: (0.5, 0.9, 0.2),
+    30: (0.4, 0.5, 1.0),
+}
+
+
+@pytest.fixture
+def routing():
+    with sklearn.config_context(enable_metadata_routing=True):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cv_data(make_stream):
+    """30 samples per task; each test fold holds k = 0..9 of every task."""
+    X, y, task_id = make_stream([10, 20, 30], n_per_task=30)
+    fold = np.tile(np.arange(30) // 10, 3)
+    cv = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(3)]
+    return X, y, task_id, cv
+
+
+def test_names():
+    assert get_continual_scorer_names() == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("enabled", [False, True])
+def test_predefined_scorers_called_directly(fitted_fake, make_stream, name, enabled):
+    X, y, task_id = make_stream([10, 20, 30])
+    with sklearn.config_context(enable_metadata_routing=enabled):
+        score = get_continual_scorer(name)(fitted_fake, X, y, task_id=task_id)
+    assert isinstance(score, float)
+    assert score == pytest.approx(EXPECTED[name])
+
+
+def test_custom_scorer_with_metric_options_and_inner_scoring(fitted_fake, make_stream):
+    X, y, task_id = make_stream([10, 20, 30])
+    scorer = make_continual_scorer(
+        forgetting, greater_is_better=False, reference="first"
+    )
+    assert scorer(fitted_fake, X, y, task_id=task_id) == pytest.approx(-0.3)
+    scorer = make_continual_scorer(learning_accuracy, scoring="neg_mean_absolute_error")
+    assert scorer(fitted_fake, X, y, task_id=task_id) == pytest.approx(-0.1 / 3)
+    assert repr(scorer) == (
+        "make_continual_scorer(learning_accuracy, scoring='neg_mean_absolute_error')"
+    )
+
+
+def test_missing_task_id_without_routing_says_how_to_enable_it(
+    fitted_fake, make_stream
+):
+    X, y, _ = make_stream([10, 20, 30])
+    scorer = get_continual_scorer("neg_forgetting")
+    with pytest.raises(
+        ValueError, match=r"sklearn\.set_config\(enable_metadata_routing=True\)"
+    ):
+        scorer(fitted_fake, X, y)
+
+
+def test_missing_task_id_with_routing(fitted_fake, make_stream, routing):
+    X, y, _ = make_stream([10, 20, 30])
+    with pytest.raises(ValueError, match=r"set_score_request\(task_id=True\)"):
+        get_continual_scorer("average_accuracy")(fitted_fake, X, y)
+
+
+def test_grid_search_selects_least_forgetting(fitted_fake, fake_cls, cv_data, routing):
+    X, y, task_id, cv = cv_data
+    search = GridSearchCV(
+        fake_cls(),
+        {"scores": [FORGETFUL, fitted_fake.scores]},
+        scoring=get_continual_scorer("neg_forgetting"),
+        cv=cv,
+    ).fit(X, y, task_id=task_id)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], [-0.8, -0.3])
+    assert search.best_index_ == 1
+    assert search.best_estimator_.tasks_ == [10, 20, 30]
+
+
+def test_multi_metric_grid_search(fitted_fake, fake_cls, cv_data, routing):
+    X, y, task_id, cv = cv_data
+    scoring = {name: get_continual_scorer(name) for name in EXPECTED}
+    search = GridSearchCV(
+        fake_cls(initial=fitted_fake.initial),
+        {"scores": [FORGETFUL, fitted_fake.scores]},
+        scoring=scoring,
+        refit="average_accuracy",
+        cv=cv,
+    ).fit(X, y, task_id=task_id)
+    for name, value in EXPECTED.items():
+        assert search.cv_results_[f"mean_test_{name}"][1] == pytest.approx(value)
+    assert search.cv_results_["mean_test_neg_forgetting"][0] == pytest.approx(-0.8)
+    assert search.best_params_ == {"scores": fitted_fake.scores}
+
+
+def test_cross_validate_with_params(make_fake, cv_data, routing):
+    X, y, task_id, cv = cv_data
+    scores = cross_validate(
+        make_fake([10]),
+        X,
+        y,
+        cv=cv,
+        params={"task_id": task_id},
+        scoring=get_continual_scorer("backward_transfer"),
+    )
+    np.testing.assert_allclose(scores["test_score"], [-0.3] * 3)
+
+
+def test_grid_search_without_routing_raises_the_instructions(make_fake, cv_data):
+    X, y, task_id, cv = cv_data
+    search = GridSearchCV(
+        make_fake([10]),
+        {"keep_snapshots": [True]},
+        scoring=get_continual_scorer("neg_forgetting"),
+        cv=cv,
+        error_score="raise",
+    )
+    with pytest.raises(ValueError, match=r"enable_metadata_routing=True\)"):
+        search.fit(X, y, task_id=task_id)
+
+
+def test_score_request_can_be_turned_off_or_aliased(make_fake, cv_data, routing):
+    X, y, task_id, cv = cv_data
+    scorer = get_continual_scorer("neg_forgetting").set_score_request(task_id=False)
+    search = GridSearchCV(
+        make_fake([10]),
+        {"keep_snapshots": [True]},
+        scoring=scorer,
+        cv=cv,
+        error_score="raise",
+    )
+    with pytest.raises(ValueError, match="no task_id reached the scorer"):
+        search.fit(X, y, task_id=task_id)
+
+    scorer = get_continual_scorer("neg_forgetting").set_score_request(
+        task_id="test_task"
+    )
+    search.set_params(scoring=scorer).fit(X, y, task_id=task_id, test_task=task_id)
+    assert search.best_score_ == pytest.approx(-0.3)
+
+
+def test_set_score_request_needs_routing_and_a_valid_alias(routing):
+    scorer = get_continual_scorer("average_accuracy")
+    with pytest.raises(ValueError, match="alias you're setting for `task_id`"):
+        scorer.set_score_request(task_id=3)
+    assert scorer.get_metadata_routing().score.requests == {"task_id": True}
+    with sklearn.config_context(enable_metadata_routing=False):
+        with pytest.raises(RuntimeError, match="enable_metadata_routing=True"):
+            scorer.set_score_request(task_id=True)
+
+
+def test_get_continual_scorer_returns_independent_copies(routing):
+    get_continual_scorer("average_accuracy").set_score_request(task_id=False)
+    fresh = get_continual_scorer("average_accuracy")
+    assert fresh.get_metadata_routing().score.requests == {"task_id": True}
+    assert get_continual_scorer(fresh) is fresh
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("forgetting", "named 'neg_forgetting'"),
+        ("accuracy", r"sklearn\.metrics\.get_scorer"),
+        (None, "not a continual scorer name"),
+    ],
+)
+def test_unknown_scorer_names(name, match):
+    with pytest.raises(ValueError, match=match):
+        get_continual_scorer(name)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"metric": "forgetting"}, "metric must be a callable"),
+        ({"metric": forgetting, "greater_is_better": "no"}, "greater_is_better"),
+        ({"metric": forgetting, "needs_initial": 1}, "needs_initial must be a bool"),
+    ],
+)
+def test_make_continual_scorer_validates(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        make_continual_scorer(**kwargs)
+
+
+def test_scorer_survives_pickling(fitted_fake, make_stream):
+    X, y, task_id = make_stream([10, 20, 30])
+    scorer = pickle.loads(pickle.dumps(get_continual_scorer("forward_transfer")))
+    assert scorer(fitted_fake, X, y, task_id=task_id) == pytest.approx(0.35)
+
+
+def test_forward_transfer_scorer_needs_initial_parameters(make_fake, make_stream):
+    X, y, task_id = make_stream([10, 20, 30])
+    est = make_fake([10, 20, 30])
+    est.initial_snapshot_ = None
+    with pytest.raises(ValueError, match="initial_snapshot_ is None"):
+        get_continual_scorer("forward_transfer")(est, X, y, task_id=task_id)
