@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 from sklearn.metrics import check_scoring
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
@@ -105,7 +106,20 @@ def _score_snapshots(
     return scores, columns
 
 
+def _unwrap_pipeline(estimator, X):
+    """Return a pipeline's last step and ``X`` transformed by the steps before it.
+
+    The snapshots belong to the continual estimator at the end of a pipeline;
+    the preprocessing before it does not change between tasks.
+    """
+    if isinstance(estimator, Pipeline):
+        check_is_fitted(estimator)
+        return estimator[-1], estimator[:-1].transform(X)
+    return estimator, X
+
+
 def _accuracy_matrix(estimator, X, y, task_id, *, scoring, include_untrained):
+    estimator, X = _unwrap_pipeline(estimator, X)
     check_is_fitted(estimator, "tasks_")
     n_tasks = len(estimator.tasks_)
     n_snapshots = len(getattr(estimator, "snapshots_", estimator.tasks_))
@@ -141,7 +155,9 @@ def accuracy_matrix(estimator, X, y, task_id, *, scoring=None, include_untrained
     ----------
     estimator : estimator object
         A fitted continual estimator with ``tasks_`` and ``use_snapshot``, that
-        kept its snapshots (``keep_snapshots=True``).
+        kept its snapshots (``keep_snapshots=True``), or a fitted
+        :class:`~sklearn.pipeline.Pipeline` ending with one (``X`` then goes
+        through the earlier steps).
 
     X : array-like of shape (n_samples, n_features)
         Held-out samples of all the trained tasks.
@@ -249,6 +265,7 @@ def initial_scores(estimator, X, y, task_id, *, scoring=None, include_untrained=
     >>> bool(forward_transfer(R, b) > 0)
     True
     """
+    estimator, X = _unwrap_pipeline(estimator, X)
     check_is_fitted(estimator, "tasks_")
     if getattr(estimator, "initial_snapshot_", None) is None:
         raise ValueError(

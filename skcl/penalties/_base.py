@@ -51,6 +51,24 @@ class Penalty(BaseEstimator):
     Tensors (and modules) held in attributes, also inside lists and dicts, are
     the penalty's state: :meth:`to` moves them, and they are pickled on the CPU
     so that a model trained on a GPU loads anywhere.
+
+    Examples
+    --------
+    A penalty on the squared output-layer weights, for illustration:
+
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.penalties import Penalty
+    >>> class OutputWeightDecay(Penalty):
+    ...     def __init__(self, *, lam=1e-3):
+    ...         self.lam = lam
+    ...     def loss(self, net):
+    ...         weight = list(net.module_.parameters())[-2]
+    ...         return self.lam * weight.square().sum()
+    >>> X, y = np.random.RandomState(0).normal(size=(40, 3)), np.arange(40) % 2
+    >>> clf = ContinualClassifier(penalty=OutputWeightDecay(), max_epochs=1)
+    >>> clf.fit(X, y).set_params(penalty__lam=0.1).penalty
+    OutputWeightDecay(lam=0.1)
     """
 
     def to(self, device):

@@ -52,6 +52,18 @@ def quadratic_penalty(params, centres, lam, weights=None):
     -------
     Tensor
         A scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcl.penalties import quadratic_penalty
+    >>> theta = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> weights = [torch.tensor([1.0, 0.5])]
+    >>> value = quadratic_penalty([theta], [torch.zeros(2)], 2.0, weights)
+    >>> value.item()  # 2/2 * (1 * 1 + 0.5 * 4)
+    3.0
+    >>> value.backward(); theta.grad  # 2 * w * theta
+    tensor([2., 2.])
     """
     return _Quadratic.apply(float(lam), list(centres), weights, *params)
 
@@ -106,6 +118,25 @@ class QuadraticPenalty(Penalty):
     gradients in place (:meth:`add_gradient`), two passes over the parameters
     and no memory allocation per step, which keeps a penalised step close to
     the cost of a plain one.
+
+    Examples
+    --------
+    A pull toward zero weighted by a fixed mask, in a few lines:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.penalties import QuadraticPenalty
+    >>> class ZeroPull(QuadraticPenalty):
+    ...     def __init__(self, *, lam=1.0):
+    ...         self.lam = lam
+    ...     def quadratic(self, net):
+    ...         zeros = [torch.zeros_like(p) for p in net.module_.parameters()]
+    ...         return zeros, None, 0.0
+    >>> X, y = np.random.RandomState(0).normal(size=(40, 3)), np.arange(40) % 2
+    >>> clf = ContinualClassifier(penalty=ZeroPull(lam=0.1), max_epochs=1).fit(X, y)
+    >>> clf.penalty_.loss(clf.net_).item() > 0
+    True
     """
 
     def quadratic(self, net):

@@ -71,3 +71,25 @@ def test_grid_search_with_continual_scorers(permuted_digits):
     assert results["mean_test_forgetting"][1] < -0.2
     assert search.best_index_ == np.argmax(results["mean_test_acc"])
     assert search.best_estimator_.tasks_ == ["a", "b", "c"]
+
+
+def test_accuracy_matrix_and_scorers_accept_a_pipeline():
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skcl.metrics import accuracy_matrix, get_continual_scorer
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 4)) * 10
+    y = (X[:, 0] > 0).astype(int)
+    task = np.repeat([0, 1, 2], 40)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(
+            StandardScaler(), ContinualClassifier(max_epochs=2, random_state=0)
+        ).fit(X, y, task_id=task)
+        R = accuracy_matrix(pipe, X, y, task)
+        direct = accuracy_matrix(pipe[-1], pipe[0].transform(X), y, task)
+        np.testing.assert_array_equal(R, direct)
+        scorer = get_continual_scorer("average_accuracy")
+        assert scorer(pipe, X, y, task_id=task) == pytest.approx(R[-1].mean())
