@@ -97,9 +97,9 @@ plt.show()
 # The best pipeline against no penalty
 # ------------------------------------
 # ``search.best_estimator_`` is the best pipeline refitted on the whole
-# training stream. Its last step holds the per-task snapshots; the accuracy
-# matrix is computed from it on the standardised test stream. The same
-# pipeline without the penalty (``lam=0``) shows what EWC buys.
+# training stream; ``accuracy_matrix`` takes the pipeline as it is (the test
+# stream goes through the scaler, the snapshots are the last step's). The
+# same pipeline without the penalty (``lam=0``) shows what EWC buys.
 best = search.best_estimator_
 naive = sklearn.clone(best).set_params(continualclassifier__penalty__lam=0.0)
 naive.fit(X_train, y_train, task_id=task_train)
@@ -109,7 +109,7 @@ fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 for ax, (name, model) in zip(
     axes, [("lam = 0", naive), (f"lam = {best_lam:g}", best)], strict=True
 ):
-    R = accuracy_matrix(model[-1], model[:-1].transform(X_test), y_test, task_test)
+    R = accuracy_matrix(model, X_test, y_test, task_test)
     AccuracyMatrixDisplay.from_matrix(
         R, ax=ax, colorbar=False, im_kw={"vmin": 0, "vmax": 1}
     )
