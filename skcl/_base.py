@@ -38,27 +38,38 @@ def _task_order(task_id):
 
 def _check_task_id(task_id, n_samples, name="task_id"):
     """Return ``task_id`` as a 1-d array of ``n_samples`` ints or strings."""
-    if task_id is None or np.ndim(task_id) == 0:
+    try:
+        scalar = task_id is None or np.ndim(task_id) == 0
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(
+            f"{name} must be a scalar or have one entry per sample: {error}"
+        ) from error
+    if scalar:
         task = 0 if task_id is None else task_id
         if not isinstance(task, (numbers.Integral, str, np.str_)) or isinstance(
             task, bool
         ):
             raise TypeError(f"{name} must be an int or a str, got {task!r}.")
         return np.full(n_samples, task, dtype=object if isinstance(task, str) else int)
-    task_id = np.asarray(task_id)
-    if task_id.ndim != 1 or len(task_id) != n_samples:
+    array = np.asarray(task_id)
+    if array.ndim != 1 or len(array) != n_samples:
         raise ValueError(
             f"{name} must be a scalar or have one entry per sample: got shape "
-            f"{task_id.shape} for {n_samples} samples."
+            f"{array.shape} for {n_samples} samples."
         )
-    if task_id.dtype.kind not in "iuUO":
-        raise TypeError(f"{name} must hold ints or strings, got dtype {task_id.dtype}.")
-    if task_id.dtype.kind == "O" and not all(
-        isinstance(t, (numbers.Integral, str)) and not isinstance(t, bool)
-        for t in task_id
-    ):
-        raise TypeError(f"{name} must hold ints or strings only.")
-    return task_id
+    if array.dtype.kind not in "iuUO":
+        raise TypeError(f"{name} must hold ints or strings, got dtype {array.dtype}.")
+    if array.dtype.kind == "U" and not isinstance(task_id, np.ndarray):
+        array = np.asarray(task_id, dtype=object)  # numpy turns [0, "a"] into strings
+    if array.dtype.kind == "O":
+        if not all(
+            isinstance(t, (numbers.Integral, str)) and not isinstance(t, bool)
+            for t in array
+        ):
+            raise TypeError(f"{name} must hold ints or strings only.")
+        if len({isinstance(t, str) for t in array}) > 1:
+            raise TypeError(f"{name} must hold ints or strings, not both.")
+    return array
 
 
 def _penalty_keys(penalties):
@@ -281,7 +292,17 @@ class _ContinualEstimator(BaseEstimator):
             array = array.copy()
         if dtype is None:
             dtype = next(self.module_.parameters()).dtype
-        return torch.as_tensor(array, dtype=dtype).to(self.net_.device)
+        tensor = torch.as_tensor(array, dtype=dtype)
+        if (
+            tensor.is_floating_point()
+            and array.dtype.itemsize > tensor.element_size()
+            and not torch.isfinite(tensor).all()
+        ):
+            raise ValueError(
+                f"The input holds values too large for the network's dtype {dtype} "
+                f"(largest {torch.finfo(dtype).max:.3g})."
+            )
+        return tensor.to(self.net_.device)
 
     # ------------------------------------------------------------------ training
     def fit(self, X: ArrayLike, y: ArrayLike, task_id: ArrayLike | None = None) -> Self:
@@ -319,8 +340,8 @@ class _ContinualEstimator(BaseEstimator):
             task_id = _check_task_id(task_id, X.shape[0])
             order = _task_order(task_id)
             self._check_task_order(order, first)
-        if first:
-            self._initialize(X, n_outputs)
+            if first:
+                self._initialize(X, n_outputs)
         if len(order) == 1:
             self._train_task(X, y, order[0])
             return self

@@ -211,7 +211,13 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
                     "(or given to the constructor)."
                 )
             self.classes_ = np.unique(y if declared is None else np.asarray(declared))
-        index = np.searchsorted(self.classes_, y)
+        try:
+            index = np.searchsorted(self.classes_, y)
+        except TypeError as error:
+            raise TypeError(
+                f"y contains labels that cannot be compared with classes_ "
+                f"{self.classes_.tolist()}: {error}"
+            ) from error
         index[index == len(self.classes_)] = 0
         unknown = self.classes_[index] != y
         if np.any(unknown):

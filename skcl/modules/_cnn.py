@@ -44,6 +44,14 @@ class CNN(nn.Module):
             raise ValueError(
                 f"CNN needs input_shape=(channels, height, width), got {input_shape}."
             )
+        rows, cols = input_shape[1:]
+        for _ in channels:
+            rows, cols = rows // 2, cols // 2
+        if rows == 0 or cols == 0:
+            raise ValueError(
+                f"Images of shape {tuple(input_shape)} are too small for "
+                f"{len(channels)} pooling blocks."
+            )
         blocks = []
         width = input_shape[0]
         for out in channels:
@@ -52,11 +60,6 @@ class CNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             n_flat = self.features(torch.zeros(1, *input_shape)).numel()
-        if n_flat == 0:
-            raise ValueError(
-                f"Images of shape {tuple(input_shape)} are too small for "
-                f"{len(channels)} pooling blocks."
-            )
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear(n_flat, hidden_size),

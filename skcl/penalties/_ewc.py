@@ -118,6 +118,8 @@ class EWC(QuadraticPenalty):
         if self.n_samples is not None and len(X) > self.n_samples:
             rows = torch.randperm(len(X), device=X.device)[: self.n_samples]
             X, y = X[rows], y[rows]
+        # The estimator seeds torch's generator for each chunk: draw from it.
+        seed = int(torch.randint(2**63 - 1, ())) if self.fisher == "sampled" else None
         fisher = squared_gradients(
             net.module_,
             X,
@@ -126,6 +128,7 @@ class EWC(QuadraticPenalty):
             fisher=self.fisher,
             batch_size=self.batch_size,
             output_transform=output_mask_transform(net),
+            random_state=seed,
         )
         names = [name for name, _ in trainable_parameters(net)]
         self._pending, self._pending_count = running_mean(
