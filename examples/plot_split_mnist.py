@@ -29,12 +29,13 @@ scikit-learn's embedded 8x8 digits, so that the example runs anywhere.
 # downloading (``download_if_missing=False``) and without writing a cache;
 # the example keeps the first 6,000 training and 2,000 test images.
 import os
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 from skcl import ContinualClassifier
-from skcl.datasets import fetch_mnist, load_digits_stream, make_split_stream
+from skcl.datasets import fetch_mnist, load_digits_stream, load_idx, make_split_stream
 from skcl.metrics import AccuracyMatrixDisplay, accuracy_matrix, average_accuracy
 
 torch.set_num_threads(1)  # small networks train fastest on one thread
@@ -52,6 +53,14 @@ def load_mnist_subset():
             )
         except FileNotFoundError:
             continue
+        # Any IDX file reads with load_idx, e.g. the test labels:
+        labels = Path(folder, "mnist", "t10k-labels-idx1-ubyte.gz")
+        if labels.exists():
+            print(
+                "MNIST test images per digit:",
+                load_idx(labels).tolist().count(0),
+                "zeros",
+            )
         return X_train[:6000], X_test[:2000], y_train[:6000], y_test[:2000]
     return None
 
