@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from skcl import ContinualClassifier
@@ -56,11 +57,8 @@ def load_mnist_subset():
         # Any IDX file reads with load_idx, e.g. the test labels:
         labels = Path(folder, "mnist", "t10k-labels-idx1-ubyte.gz")
         if labels.exists():
-            print(
-                "MNIST test images per digit:",
-                load_idx(labels).tolist().count(0),
-                "zeros",
-            )
+            counts = np.bincount(load_idx(labels))
+            print("MNIST test images per digit, read with load_idx:", counts)
         return X_train[:6000], X_test[:2000], y_train[:6000], y_test[:2000]
     return None
 
