@@ -6,10 +6,10 @@ stream, run with ``n_jobs=1`` and ``n_jobs=2`` (joblib's process pool, loky),
 then on a local Dask cluster of 2 single-threaded worker processes. Each
 search is timed as a whole (candidate fits, scoring, refit). The first
 ``n_jobs=2`` search starts the worker processes (a cost paid once per
-session); the speed-up is also given for a second, warm, run. The Dask
-cluster's start-up, with the import of skcl on its workers, is not timed. The Dask
-search must give exactly the scores of the sequential one. Run it on a quiet
-machine (check ``uptime``):
+session); the speed-up is also given for a second, warm, run. The start-up of
+the Dask cluster, with the import of skcl on its workers, is not timed. The
+parallel searches must give exactly the scores of the sequential one. Run it
+on a quiet machine (check ``uptime``):
 
     python benchmarks/bench_search.py
 """
