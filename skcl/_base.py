@@ -17,23 +17,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from typing_extensions import Self
 
+from ._tasks import task_order
 from .modules import MLP
 from .penalties import Penalty
 
 _VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
 _MAX_SEED = np.iinfo(np.int32).max
 _PREDICT_BATCH = 256
-
-
-def _scalar(value):
-    """Return a numpy scalar as the Python int or str it holds."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _task_order(task_id):
-    """Return the distinct task ids in order of first appearance."""
-    _, first = np.unique(task_id, return_index=True)
-    return [_scalar(task_id[i]) for i in np.sort(first)]
 
 
 def _check_task_id(task_id, n_samples, name="task_id"):
@@ -338,7 +328,7 @@ class _ContinualEstimator(BaseEstimator):
                 y, classes, first=first, partial=not reset
             )
             task_id = _check_task_id(task_id, X.shape[0])
-            order = _task_order(task_id)
+            order = task_order(task_id)
             self._check_task_order(order, first)
             if first:
                 self._initialize(X, n_outputs)

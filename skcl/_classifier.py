@@ -8,8 +8,9 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets
 from typing_extensions import Self
 
-from ._base import _check_task_id, _ContinualEstimator, _task_order
+from ._base import _check_task_id, _ContinualEstimator
 from ._net import _ClassifierNet
+from ._tasks import task_order
 from .modules import MLP
 
 
@@ -248,7 +249,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
             return None
         task_id = _check_task_id(task_id, n_samples)
         mask = torch.zeros(n_samples, len(self.classes_), dtype=torch.bool)
-        for task in _task_order(task_id):
+        for task in task_order(task_id):
             if task not in self.task_classes_:
                 raise ValueError(
                     f"task_id {task!r} was never trained; known tasks: {self.tasks_}."

@@ -6,10 +6,7 @@ from sklearn.metrics import r2_score
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 
-
-def _task_order(task_id):
-    _, first = np.unique(task_id, return_index=True)
-    return task_id[np.sort(first)].tolist()
+from .._tasks import task_order
 
 
 class TaskMonitor(Callback):
@@ -81,7 +78,7 @@ class TaskMonitor(Callback):
         task_id = np.asarray(self.task_id)
         if task_id.shape != (len(self.y),) or len(self.X) != len(self.y):
             raise ValueError("X, y and task_id must have one entry per sample.")
-        self.tasks_ = _task_order(task_id)
+        self.tasks_ = task_order(task_id)
         self.steps_, self.training_task_, self.scores_, self.losses_ = [], [], [], []
         self._n_batches = 0
         self._data = None

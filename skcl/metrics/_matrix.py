@@ -9,6 +9,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
+from .._tasks import task_order
+
 _TASK_METHODS = frozenset(
     {"predict", "predict_proba", "predict_log_proba", "decision_function", "score"}
 )
@@ -41,11 +43,6 @@ class _TaskBoundEstimator:
         return True
 
 
-def _first_appearance(task_id):
-    _, first = np.unique(task_id, return_index=True)
-    return task_id[np.sort(first)].tolist()
-
-
 def _score_snapshots(
     estimator, X, y, task_id, *, snapshots, scoring, include_untrained
 ):
@@ -70,7 +67,7 @@ def _score_snapshots(
     trained = list(estimator.tasks_)
     if not trained:
         raise ValueError("The estimator has not trained any task yet.")
-    held_out = _first_appearance(task_id)
+    held_out = task_order(task_id)
     missing = [task for task in trained if not np.any(task_id == task)]
     if missing:
         raise ValueError(

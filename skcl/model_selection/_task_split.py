@@ -6,7 +6,8 @@ from sklearn.utils import check_random_state, indexable
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples
 
-from .._base import _check_task_id, _task_order
+from .._base import _check_task_id
+from .._tasks import task_order
 
 
 def _resolve_task_id(task_id, groups, n_samples):
@@ -72,7 +73,7 @@ class _TaskSplitter(BaseCrossValidator):
         )
         rng = check_random_state(self.random_state)
         per_task = []
-        for task in _task_order(task_id):
+        for task in task_order(task_id):
             rows = np.flatnonzero(task_id == task)
             labels = np.asarray(y)[rows] if stratified else None
             try:
