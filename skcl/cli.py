@@ -71,7 +71,10 @@ def build_parser():
         help=f"comma-separated, from: {', '.join(STRATEGIES)} (default: all)",
     )
     bench.add_argument(
-        "--seeds", type=_positive(int), default=3, help="number of seeds (default: 3)"
+        "--seeds",
+        type=_positive(int),
+        default=3,
+        help="number of seeds, each drawing its own tasks (default: 3)",
     )
     bench.add_argument("--lr", type=_positive(float))
     bench.add_argument("--lr-decay", type=_positive(float))
@@ -124,11 +127,12 @@ def _benchmark(args):
     if overrides["hidden"] is not None:
         overrides["hidden"] = tuple(overrides["hidden"])
     start = time.perf_counter()
-    stream = _cached_stream(**stream_args)
+    stream = _cached_stream(**stream_args, seed=0)
+    # Seed-major, so that each process draws each seed's stream once.
     runs = [
         (strategy, strategy_params(strategy, stream.regime, overrides), seed)
-        for strategy in args.strategies
         for seed in range(args.seeds)
+        for strategy in args.strategies
     ]
     print(
         f"{stream.name}: {stream.n_tasks} tasks, {len(args.strategies)} strategies, "
@@ -138,7 +142,9 @@ def _benchmark(args):
     if args.n_jobs == 1:
         results = []
         for strategy, params, seed in runs:
-            total = params["max_epochs"] if strategy == "joint" else stream.n_tasks
+            stream = _cached_stream(**stream_args, seed=seed)
+            joint = strategy.startswith("joint")
+            total = params["max_epochs"] if joint else stream.n_tasks
             with tqdm(
                 total=total,
                 desc=f"{strategy} (seed {seed})",
@@ -153,6 +159,7 @@ def _benchmark(args):
             delayed(run_in_worker)(stream_args, *run) for run in runs
         )
         results = list(tqdm(jobs, total=len(runs), desc="runs", disable=args.quiet))
+    results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
     config = {

@@ -1,12 +1,24 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from skcl import ContinualClassifier
 from skcl._benchmark._presets import STRATEGIES, strategy_params
+from skcl._benchmark._runner import run_strategy
+from skcl._benchmark._streams import load_stream
 from skcl.cli import main
+from skcl.datasets import fetch_mnist
 from skcl.penalties import EWC
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(
+    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists(),
+    reason="MNIST IDX files not found in ../shared/data/mnist",
+)
 
 
 def test_benchmark_smoke_run_writes_results(tmp_path, capsys):
@@ -108,3 +120,54 @@ def test_a_diverging_run_is_reported_not_raised(tmp_path, capsys):
     assert "ewc (1 diverged)" in capsys.readouterr().out
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert runs[1]["diverged"] and not runs[0]["diverged"]
+
+
+def test_each_seed_replicates_the_whole_experiment(tmp_path):
+    args = ["benchmark", "--strategies", "naive", "--n-tasks", "2", "--seeds", "2"]
+    args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]
+    main([*args, "--output", str(tmp_path)])
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    params = strategy_params("naive", "digits", {"epochs": 1, "hidden": (8,)})
+    for seed in (0, 1):
+        stream = load_stream("permuted-digits", n_tasks=2, seed=seed)
+        expected = run_strategy(stream, "naive", params, seed)
+        assert runs[seed]["R"] == expected["R"]
+    first, second = (load_stream("permuted-digits", seed=s) for s in (0, 1))
+    assert not np.array_equal(first.X_test, second.X_test)
+
+
+@pytest.mark.parametrize(("strategy", "per_task"), [("joint", 3), ("joint-budget", 1)])
+def test_joint_strategies_train_on_their_budget(strategy, per_task, monkeypatch):
+    seen = []
+    fit = ContinualClassifier.partial_fit
+
+    def counting_fit(self, X, y, **kwargs):
+        seen.append(len(y))
+        return fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(ContinualClassifier, "partial_fit", counting_fit)
+    stream = load_stream("permuted-digits", n_tasks=3, seed=0)
+    params = strategy_params(strategy, "digits", {"epochs": 2, "hidden": (8,)})
+    result = run_strategy(stream, strategy, params, 0)
+    assert sum(seen) == 2 * per_task * len(stream.task(0)[1])
+    assert len(result["R"]) == 1 and result["forgetting"] == 0.0
+
+
+def test_holdout_is_rejected_for_digits():
+    with pytest.raises(ValueError, match="MNIST streams only"):
+        load_stream("permuted-digits", holdout=100)
+
+
+@needs_mnist
+def test_holdout_scores_on_held_out_training_images():
+    mnist = fetch_mnist(SHARED_MNIST, download_if_missing=False, cache=False)
+    stream = load_stream(
+        "permuted-mnist", n_tasks=2, data_home=SHARED_MNIST, holdout=1000, seed=0
+    )
+    X, y = stream.task(0)
+    assert len(y) == 59000
+    np.testing.assert_array_equal(X, mnist.X_train[:59000])
+    np.testing.assert_array_equal(stream.X_test[:1000], mnist.X_train[-1000:])
+    np.testing.assert_array_equal(stream.y_test, np.tile(mnist.y_train[-1000:], 2))
+    with pytest.raises(ValueError, match="holdout must be in"):
+        load_stream("permuted-mnist", data_home=SHARED_MNIST, holdout=60000)

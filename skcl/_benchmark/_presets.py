@@ -13,6 +13,7 @@ STRATEGIES = (
     "stable-sgd",
     "stable-sgd+ewc",
     "joint",
+    "joint-budget",
 )
 
 # Per family of streams: the shared regime, Stable SGD's, and the penalty

@@ -84,7 +84,7 @@ def write_plots(results, strategies, output):
     output = Path(output)
     first = {}
     for r in results:
-        if r["strategy"] != "joint" and not r["diverged"]:
+        if not r["strategy"].startswith("joint") and not r["diverged"]:
             first.setdefault(r["strategy"], np.array(r["R"]))
     paths = []
     for strategy in (s for s in strategies if s in first):

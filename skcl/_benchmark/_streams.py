@@ -46,11 +46,22 @@ class TaskStream:
         return self._cache[k]
 
 
-def load_stream(name, *, n_tasks=None, data_home=None, train_size=None, seed=0):
-    """Build the stream ``name`` (one of ``STREAMS``)."""
+def load_stream(
+    name, *, n_tasks=None, data_home=None, train_size=None, holdout=None, seed=0
+):
+    """Build the stream ``name`` (one of ``STREAMS``); ``seed`` draws its tasks.
+
+    With ``holdout``, an MNIST stream keeps its last ``holdout`` training
+    images out of training and evaluates on them instead of the test images
+    (for choosing regimes without looking at the test set).
+    """
     if name.endswith("digits"):
+        if holdout is not None:
+            raise ValueError("holdout applies to the MNIST streams only.")
         return _digits(name.split("-")[0], n_tasks, seed)
-    return _mnist(name.split("-")[0], n_tasks or 20, data_home, train_size, seed)
+    return _mnist(
+        name.split("-")[0], n_tasks or 20, data_home, train_size, holdout, seed
+    )
 
 
 def _digits(kind, n_tasks, seed):
@@ -71,9 +82,16 @@ def _digits(kind, n_tasks, seed):
     )
 
 
-def _mnist(kind, n_tasks, data_home, train_size, seed):
+def _mnist(kind, n_tasks, data_home, train_size, holdout, seed):
     mnist = fetch_mnist(data_home, cache=False)
-    X, y = mnist.X_train[:train_size], mnist.y_train[:train_size]
+    X, y = mnist.X_train, mnist.y_train
+    X_eval, y_eval = mnist.X_test, mnist.y_test
+    if holdout is not None:
+        if not 0 < holdout < len(y):
+            raise ValueError(f"holdout must be in (0, {len(y)}), got {holdout}.")
+        X, X_eval = X[:-holdout], X[-holdout:]
+        y, y_eval = y[:-holdout], y[-holdout:]
+    X, y = X[:train_size], y[:train_size]
     if kind == "permuted":
         *_, perms = make_permuted_stream(
             X[:1], y[:1], n_tasks, return_permutations=True, random_state=seed
@@ -95,7 +113,7 @@ def _mnist(kind, n_tasks, data_home, train_size, seed):
         n_tasks=n_tasks,
         classes=np.arange(10),
         build_task=lambda k: (transform(X, k), y),
-        X_test=np.concatenate([transform(mnist.X_test, k) for k in range(n_tasks)]),
-        y_test=np.tile(mnist.y_test, n_tasks),
-        t_test=np.repeat(np.arange(n_tasks), len(mnist.y_test)),
+        X_test=np.concatenate([transform(X_eval, k) for k in range(n_tasks)]),
+        y_test=np.tile(y_eval, n_tasks),
+        t_test=np.repeat(np.arange(n_tasks), len(y_eval)),
     )
