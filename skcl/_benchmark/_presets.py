@@ -66,7 +66,7 @@ REGIMES = {
     },
     "mnist-permuted": {
         "base": _MNIST_BASE,
-        "stable": dict(lr=0.02, lr_decay=0.8, module__dropout=0.25),
+        "stable": dict(lr=0.02, lr_decay=0.65, module__dropout=0.25),
         "lam": _MNIST_LAMS,
     },
     "mnist-rotated": {

@@ -1,0 +1,30 @@
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tune_regimes.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("tune_regimes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tuning_picks_the_most_accurate_candidate(tmp_path, capsys, monkeypatch):
+    tune = _load_script()
+    monkeypatch.setitem(tune.GRIDS, "ewc", tune._lams(0.1, 100.0))
+    output = tmp_path / "tuning.json"
+    tune.main(
+        [
+            "--stream", "permuted-digits", "--n-tasks", "2", "--strategies", "ewc",
+            "--n-jobs", "1", "--seed", "3", "--output", str(output),
+        ]
+    )  # fmt: skip
+    runs = json.loads(output.read_text())["runs"]
+    accuracies = [run["average_accuracy"] for run in runs]
+    assert [run["seed"] for run in runs] == [3, 3]
+    best = json.loads(output.read_text())["best"]["ewc"]
+    assert best[0] == {"lam": [0.1, 100.0][accuracies.index(max(accuracies))]}
+    assert "seed 3, scored on test images" in capsys.readouterr().out
