@@ -3,6 +3,7 @@
 import argparse
 import sys
 import time
+import warnings
 
 from ._benchmark._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
 from ._benchmark._streams import STREAMS
@@ -158,7 +159,10 @@ def _benchmark(args):
         jobs = Parallel(n_jobs=args.n_jobs, return_as="generator")(
             delayed(run_in_worker)(stream_args, *run) for run in runs
         )
-        results = list(tqdm(jobs, total=len(runs), desc="runs", disable=args.quiet))
+        with warnings.catch_warnings():
+            # loky restarts a worker whose memory grew by a new seed's stream.
+            warnings.filterwarnings("ignore", "A worker stopped", UserWarning)
+            results = list(tqdm(jobs, total=len(runs), desc="runs", disable=args.quiet))
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
