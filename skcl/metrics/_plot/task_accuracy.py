@@ -152,15 +152,18 @@ class TaskAccuracyDisplay:
                         },
                     )
             if self.steps is None:
+                every = -(-n_tasks // 10)
                 axes[k].set(
-                    xticks=steps,
-                    xticklabels=labels[:n_tasks],
+                    xticks=steps[::every],
+                    xticklabels=labels[:n_tasks:every],
                     xlabel="After training task",
                 )
             else:
                 axes[k].set(xlabel="Training batches")
             axes[k].set(ylabel="Score" if k == 0 else None, title=name)
-        axes[-1].legend()
+        axes[-1].legend(
+            loc="upper left", bbox_to_anchor=(1.02, 1), ncol=-(-n_columns // 20)
+        )
         self.ax_ = axes if several else axes[0]
         self.figure_ = axes[0].figure
         return self
