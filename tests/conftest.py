@@ -11,6 +11,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks train fastest on one thread (CI has two cores); restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def digits_stream():
     """Three tasks of 300 digits each: the identity and two pixel permutations."""

@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _equality import same
 from skorch.callbacks import Callback
 
 from skcl import ContinualClassifier
@@ -54,21 +55,6 @@ def state_of(clf):
             clf._rng.get_state(),
         )
     )
-
-
-def same(a, b):
-    """Whether two nested structures hold equal values (tensors included)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    if isinstance(a, torch.nn.Module):
-        return same(a.state_dict(), b.state_dict())
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(u, v) for u, v in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b
 
 
 def test_interrupted_fit_keeps_the_completed_tasks_and_resumes(digits_stream):

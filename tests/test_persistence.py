@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from _equality import same
 from skorch.callbacks import Callback
 
 from skcl import ContinualClassifier, ContinualRegressor
@@ -18,37 +19,7 @@ from skcl.callbacks import PrequentialScore, TaskMonitor
 from skcl.modules import CNN
 from skcl.penalties import EWC, L2, MAS, SI, L2Init, QuadraticPenalty, ShrinkAndPerturb
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks train fastest on one thread (and the CI machine has two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def same(a, b):
-    """Whether two nested structures hold equal values (tensors included)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
-    if isinstance(a, torch.nn.Module):
-        return same(a.state_dict(), b.state_dict())
-    if isinstance(a, np.random.RandomState):
-        return same(a.get_state(), b.get_state())
-    if isinstance(a, (list, tuple)):
-        return (
-            type(a) is type(b)
-            and len(a) == len(b)
-            and all(same(u, v) for u, v in zip(a, b))
-        )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if hasattr(a, "get_params"):
-        return type(a) is type(b) and same(a.get_params(), b.get_params())
-    return type(a) is type(b) and a == b
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def state_of(est):

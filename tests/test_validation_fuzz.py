@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from _equality import same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
@@ -37,31 +38,7 @@ N_FEATURES = 3
 IMAGE = (1, 4, 4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def same(a, b):
-    """Whether two nested structures hold equal values (tensors included)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and np.array_equal(a, b)
-    if isinstance(a, torch.nn.Module):
-        return same(a.state_dict(), b.state_dict())
-    if isinstance(a, np.random.RandomState):
-        return same(a.get_state(), b.get_state())
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(u, v) for u, v in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if hasattr(a, "get_params"):
-        return type(a) is type(b) and same(a.get_params(), b.get_params())
-    return a == b
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def state_of(est):

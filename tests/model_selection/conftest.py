@@ -1,18 +1,13 @@
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
 
 from skcl import ContinualClassifier
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small networks train fastest with one thread; restore the count after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_torch_thread(one_torch_thread):
+    """Small networks train fastest with one thread."""
 
 
 @pytest.fixture(scope="session")
