@@ -1,3 +1,4 @@
+import copy
 import pickle
 
 import numpy as np
@@ -151,6 +152,49 @@ def test_penalty_value_and_gradient_equal_the_formula(penalty_class):
     grads = torch.autograd.grad(value, params)
     for g, p, a in zip(grads, params, anchor):
         torch.testing.assert_close(g, 0.7 * (p - a).detach())
+
+
+@pytest.mark.parametrize("reset_optimizer", [True, False])
+def test_training_equals_a_hand_written_pytorch_loop(digits_stream, reset_optimizer):
+    """Full-batch steps make the sample order irrelevant, so the whole
+    trajectory must match a plain loop: SGD with momentum (re-created at each
+    task or carried over), lr * decay**k floored at min_lr, L2 toward the
+    previous task's end."""
+    X, y, t = digits_stream
+    lr, decay, min_lr, momentum, lam, epochs = 0.1, 0.5, 0.04, 0.8, 0.3, 4
+    clf = make_clf(
+        batch_size=int((t == 0).sum()),
+        max_epochs=epochs,
+        lr=lr,
+        lr_decay=decay,
+        min_lr=min_lr,
+        momentum=momentum,
+        reset_optimizer=reset_optimizer,
+        penalty=L2(lam=lam),
+    ).fit(X, y, task_id=t)
+    module = copy.deepcopy(clf.module_)
+    module.load_state_dict(clf.initial_snapshot_)
+    optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum)
+    anchor = None
+    for k in range(3):
+        Xk, yk = torch.as_tensor(X[t == k]), torch.as_tensor(y[t == k])
+        if reset_optimizer:
+            optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum)
+        optimizer.param_groups[0]["lr"] = max(lr * decay**k, min_lr)
+        for _ in range(epochs):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(module(Xk), yk)
+            if anchor is not None:
+                loss = loss + lam / 2 * sum(
+                    ((p - a) ** 2).sum() for p, a in zip(module.parameters(), anchor)
+                )
+            loss.backward()
+            optimizer.step()
+        anchor = [p.detach().clone() for p in module.parameters()]
+        torch.testing.assert_close(
+            torch.cat([a.flatten() for a in anchor]),
+            torch.cat([v.flatten() for v in clf.snapshots_[k].values()]),
+        )
 
 
 def test_l2_has_no_term_during_the_first_task(digits_stream):
