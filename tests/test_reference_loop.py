@@ -1,0 +1,44 @@
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skcl.metrics import average_accuracy, forgetting, learning_accuracy
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_loop.py"
+
+
+@pytest.fixture(scope="module")
+def reference_loop():
+    spec = importlib.util.spec_from_file_location("reference_loop", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reference_loop"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["reference_loop"]
+
+
+def test_hand_computed_scores_equal_skcl_metrics(reference_loop):
+    R = np.random.RandomState(0).uniform(size=(5, 5))
+    expected = (average_accuracy(R), forgetting(R), learning_accuracy(R))
+    np.testing.assert_allclose(reference_loop.scores(R), expected)
+
+
+@pytest.mark.parametrize("options", [[], ["--test-dropout", "--unshuffled"]])
+def test_loop_and_skcl_both_learn_the_stream(reference_loop, capsys, options):
+    reference_loop.main(
+        [
+            "--stream", "permuted-digits", "--n-tasks", "2", "--strategy",
+            "stable-sgd", "--seeds", "1", "--n-jobs", "1", *options,
+        ]
+    )  # fmt: skip
+    rows = {
+        line.split()[0]: [float(v) for v in line.split()[2:5]]
+        for line in capsys.readouterr().out.splitlines()
+        if line.split()[0] in ("loop", "skcl") and line.split()[1] == "0"
+    }
+    assert set(rows) == {"loop", "skcl"}
+    for accuracy, _, learning in rows.values():
+        assert 0.5 < accuracy <= learning + 0.2 and learning > 0.7
