@@ -17,6 +17,9 @@ Two protocols:
     python benchmarks/tune_regimes.py --stream permuted-mnist --strategies ewc
     python benchmarks/tune_regimes.py --stream rotated-mnist --strategies stable-sgd \
         --n-tasks 20 --holdout 10000 --seed 100
+
+``--batch-size`` trains every candidate at another batch size than the
+preset's (the batch size is part of Stable SGD's regime).
 """
 
 import argparse
@@ -61,6 +64,9 @@ def main(argv=None):
         "--holdout", type=int, help="score on this many held-out training images"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batch-size", type=int, help="train every candidate at this batch size"
+    )
     parser.add_argument("--data-home", default="../shared/data/mnist")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--strategies", default=",".join(GRIDS))
@@ -74,8 +80,9 @@ def main(argv=None):
         holdout=args.holdout,
     )
     regime = _cached_stream(**stream_args, seed=args.seed).regime
+    fixed = {} if args.batch_size is None else {"batch_size": args.batch_size}
     runs = [
-        (strategy, overrides, strategy_params(strategy, regime, overrides))
+        (strategy, overrides, strategy_params(strategy, regime, overrides | fixed))
         for strategy in args.strategies.split(",")
         for overrides in GRIDS[strategy]
     ]
@@ -87,6 +94,7 @@ def main(argv=None):
     print(
         f"{args.stream}, first {args.n_tasks} tasks, seed {args.seed}, "
         f"scored on {scored_on} images"
+        + (f", batch size {args.batch_size}" if fixed else "")
     )
     print(f"{'strategy':<16} {'candidate':<50} {'accuracy':>9} {'forgetting':>11}")
     best = {}

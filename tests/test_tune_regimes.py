@@ -28,3 +28,22 @@ def test_tuning_picks_the_most_accurate_candidate(tmp_path, capsys, monkeypatch)
     best = json.loads(output.read_text())["best"]["ewc"]
     assert best[0] == {"lam": [0.1, 100.0][accuracies.index(max(accuracies))]}
     assert "seed 3, scored on test images" in capsys.readouterr().out
+
+
+def test_batch_size_reaches_every_candidate(capsys, monkeypatch):
+    tune = _load_script()
+    seen = []
+
+    def fake_run(stream_args, strategy, params, seed):
+        seen.append(params["batch_size"])
+        return dict(average_accuracy=0.5, forgetting=0.1, diverged=False, seed=seed)
+
+    monkeypatch.setattr(tune, "run_in_worker", fake_run)
+    tune.main(
+        [
+            "--stream", "permuted-digits", "--n-tasks", "2", "--n-jobs", "1",
+            "--strategies", "stable-sgd", "--batch-size", "7",
+        ]
+    )  # fmt: skip
+    assert seen == [7] * len(tune.GRIDS["stable-sgd"])
+    assert "batch size 7" in capsys.readouterr().out
