@@ -16,6 +16,7 @@ images in file order.
 """
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -33,7 +34,7 @@ class _MLP(torch.nn.Module):
     def __init__(self, sizes, dropout, test_dropout):
         super().__init__()
         self.linears = torch.nn.ModuleList(
-            torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])
+            torch.nn.Linear(a, b) for a, b in itertools.pairwise(sizes)
         )
         self.dropout, self.test_dropout = dropout, test_dropout
 
@@ -117,9 +118,7 @@ def main(argv=None):
     parser.add_argument("--test-dropout", action="store_true")
     parser.add_argument("--unshuffled", action="store_true")
     args = parser.parse_args(argv)
-    stream_args = dict(
-        name=args.stream, n_tasks=args.n_tasks, data_home=args.data_home
-    )
+    stream_args = dict(name=args.stream, n_tasks=args.n_tasks, data_home=args.data_home)
     regime = _cached_stream(**stream_args, seed=0).regime
     overrides = {
         "lr": args.lr,
@@ -135,7 +134,8 @@ def main(argv=None):
         for seed, which in runs
     )
     print(f"{args.strategy} on {args.stream}, {options}")
-    print(f"{'run':<6} {'seed':>4} {'accuracy':>9} {'forgetting':>11} {'learning':>9} {'s':>6}")
+    header = ("run", "seed", "accuracy", "forgetting", "learning", "s")
+    print("{:<6} {:>4} {:>9} {:>11} {:>9} {:>6}".format(*header))
     for (seed, which), ((accuracy, forgetting, learning), seconds) in zip(
         runs, results, strict=True
     ):
@@ -144,7 +144,9 @@ def main(argv=None):
             f"{learning:9.3f} {seconds:6.0f}"
         )
     for which in ("loop", "skcl"):
-        table = np.array([r[0] for (_, w), r in zip(runs, results) if w == which])
+        table = np.array(
+            [r[0] for (_, w), r in zip(runs, results, strict=True) if w == which]
+        )
         mean, std = table.mean(0), table.std(0)
         print(
             f"{which:<6} mean {mean[0]:.3f} ± {std[0]:.3f} / {mean[1]:.3f} ± "
