@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 from sklearn.metrics import check_scoring
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
@@ -103,20 +104,30 @@ def _score_snapshots(
     return scores, columns
 
 
-def _unwrap_pipeline(estimator, X):
-    """Return a pipeline's last step and ``X`` transformed by the steps before it.
+def _unwrap(estimator, X):
+    """Return the continual estimator inside ``estimator`` and ``X`` as it sees it.
 
-    The snapshots belong to the continual estimator at the end of a pipeline;
-    the preprocessing before it does not change between tasks.
+    A fitted search answers for its refitted ``best_estimator_``. The snapshots
+    belong to the continual estimator at the end of a pipeline; the
+    preprocessing before it does not change between tasks, so ``X`` goes
+    through it once.
     """
+    if isinstance(estimator, BaseSearchCV):
+        check_is_fitted(estimator)
+        if not hasattr(estimator, "best_estimator_"):
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted with refit=False and has "
+                "no best_estimator_ to score; fit it with refit=True."
+            )
+        return _unwrap(estimator.best_estimator_, X)
     if isinstance(estimator, Pipeline):
         check_is_fitted(estimator)
-        return estimator[-1], estimator[:-1].transform(X)
+        return _unwrap(estimator[-1], estimator[:-1].transform(X))
     return estimator, X
 
 
 def _accuracy_matrix(estimator, X, y, task_id, *, scoring, include_untrained):
-    estimator, X = _unwrap_pipeline(estimator, X)
+    estimator, X = _unwrap(estimator, X)
     check_is_fitted(estimator, "tasks_")
     n_tasks = len(estimator.tasks_)
     n_snapshots = len(getattr(estimator, "snapshots_", estimator.tasks_))
@@ -152,9 +163,12 @@ def accuracy_matrix(estimator, X, y, task_id, *, scoring=None, include_untrained
     ----------
     estimator : estimator object
         A fitted continual estimator with ``tasks_`` and ``use_snapshot``, that
-        kept its snapshots (``keep_snapshots=True``), or a fitted
+        kept its snapshots (``keep_snapshots=True``), a fitted
         :class:`~sklearn.pipeline.Pipeline` ending with one (``X`` then goes
-        through the earlier steps).
+        through the earlier steps), or a fitted search (such as
+        :class:`~skcl.model_selection.RegimeSearchCV` or
+        :class:`~sklearn.model_selection.GridSearchCV`) whose refitted
+        ``best_estimator_`` is one of these.
 
     X : array-like of shape (n_samples, n_features)
         Held-out samples of all the trained tasks.
@@ -224,7 +238,8 @@ def initial_scores(estimator, X, y, task_id, *, scoring=None, include_untrained=
     ----------
     estimator : estimator object
         A fitted continual estimator with ``tasks_``, ``use_snapshot`` and an
-        ``initial_snapshot_`` that is not None.
+        ``initial_snapshot_`` that is not None, or a pipeline or fitted search
+        around one (see :func:`accuracy_matrix`).
 
     X : array-like of shape (n_samples, n_features)
         Held-out samples of all the trained tasks.
@@ -262,7 +277,7 @@ def initial_scores(estimator, X, y, task_id, *, scoring=None, include_untrained=
     >>> bool(forward_transfer(R, b) > 0)
     True
     """
-    estimator, X = _unwrap_pipeline(estimator, X)
+    estimator, X = _unwrap(estimator, X)
     check_is_fitted(estimator, "tasks_")
     if getattr(estimator, "initial_snapshot_", None) is None:
         raise ValueError(

@@ -52,7 +52,8 @@ class _ContinualScorer:
         Parameters
         ----------
         estimator : estimator object
-            A fitted continual estimator that kept its snapshots.
+            A fitted continual estimator that kept its snapshots, or a
+            pipeline or fitted search around one (see :func:`accuracy_matrix`).
 
         X : array-like of shape (n_samples, n_features)
             Held-out samples.

@@ -12,6 +12,7 @@ from skcl.metrics import (
     learning_accuracy,
     make_continual_scorer,
 )
+from skcl.model_selection import TaskKFold
 
 # Hand-computed from conftest.SCORES / INITIAL for tasks 10, 20, 30:
 # R = [[1.0, 0.5, 0.4], [0.8, 0.9, 0.5], [0.6, 0.7, 1.0]], b = [0.3, 0.2, 0.1].
@@ -130,6 +131,37 @@ def test_cross_validate_with_params(make_fake, cv_data, routing):
         scoring=get_continual_scorer("backward_transfer"),
     )
     np.testing.assert_allclose(scores["test_score"], [-0.3] * 3)
+
+
+def test_nested_cross_validation_scores_the_refitted_search(
+    fitted_fake, fake_cls, cv_data, routing
+):
+    X, y, task_id, cv = cv_data
+    search = GridSearchCV(
+        fake_cls(initial=fitted_fake.initial),
+        {"scores": [FORGETFUL, fitted_fake.scores]},
+        scoring=get_continual_scorer("neg_forgetting"),
+        cv=TaskKFold(n_splits=2),
+    )
+    scoring = {name: get_continual_scorer(name) for name in EXPECTED}
+    scores = cross_validate(
+        search, X, y, cv=cv, params={"task_id": task_id}, scoring=scoring
+    )
+    for name, value in EXPECTED.items():
+        np.testing.assert_allclose(scores[f"test_{name}"], [value] * 3)
+
+
+def test_search_without_refit_cannot_be_scored(fitted_fake, fake_cls, cv_data, routing):
+    X, y, task_id, cv = cv_data
+    search = GridSearchCV(
+        fake_cls(),
+        {"scores": [fitted_fake.scores]},
+        scoring=get_continual_scorer("neg_forgetting"),
+        cv=cv,
+        refit=False,
+    ).fit(X, y, task_id=task_id)
+    with pytest.raises(ValueError, match="refit=False"):
+        get_continual_scorer("neg_forgetting")(search, X, y, task_id=task_id)
 
 
 def test_grid_search_without_routing_raises_the_instructions(make_fake, cv_data):

@@ -9,6 +9,7 @@ from scipy.stats import loguniform
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -18,6 +19,7 @@ from skcl.metrics import (
     average_accuracy,
     backward_transfer,
     forgetting,
+    get_continual_scorer,
     learning_accuracy,
 )
 from skcl.model_selection import (
@@ -75,6 +77,30 @@ def test_score_uses_the_refit_metric_on_held_out_tasks(tiny_stream, make_classif
     search.fit(X[train], y[train], task_id=t[train])
     R = accuracy_matrix(search.best_estimator_, X[test], y[test], t[test])
     assert search.score(X[test], y[test], task_id=t[test]) == average_accuracy(R)
+
+
+def test_nested_cross_validation_scores_each_refitted_search(
+    tiny_stream, make_classifier
+):
+    X, y, t = tiny_stream
+    search = RegimeSearchCV(make_classifier(), {"lr": [0.05, 0.1]}, cv=2)
+    outer = TaskKFold(n_splits=2)
+    with sklearn.config_context(enable_metadata_routing=True):
+        scores = cross_validate(
+            search,
+            X,
+            y,
+            cv=outer,
+            params={"task_id": t},
+            scoring=get_continual_scorer("average_accuracy"),
+            return_estimator=True,
+        )
+    folds = outer.split(X, y, task_id=t)
+    for (_, test), fitted, score in zip(
+        folds, scores["estimator"], scores["test_score"], strict=True
+    ):
+        R = accuracy_matrix(fitted.best_estimator_, X[test], y[test], t[test])
+        assert score == pytest.approx(average_accuracy(R))
 
 
 def test_diverging_candidate_gets_error_score_with_a_warning_naming_it(
