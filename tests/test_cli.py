@@ -93,6 +93,10 @@ def test_presets_apply_overrides():
     assert isinstance(params["penalty"], EWC) and params["penalty"].lam == 7.0
     naive = strategy_params("naive", "mnist-permuted", {"hidden": (64,)})
     assert "penalty" not in naive and naive["module__hidden_sizes"] == (64,)
+    stable = strategy_params("stable-sgd", "mnist-rotated", {})
+    assert naive["batch_size"] == 10 and stable["batch_size"] == 64
+    ten = strategy_params("stable-sgd", "mnist-rotated", {"batch_size": 10})
+    assert ten["batch_size"] == 10
     assert {s for s in STRATEGIES if "penalty" in strategy_params(s, "digits", {})} == {
         "l2", "l2init", "ewc", "online-ewc", "si", "mas", "stable-sgd+ewc"
     }  # fmt: skip
