@@ -26,6 +26,7 @@ from joblib import Parallel, delayed
 
 from skcl._benchmark._presets import strategy_params
 from skcl._benchmark._runner import _cached_stream, run_strategy
+from skcl._benchmark._streams import regime_of
 
 STRATEGIES = ("naive", "stable-sgd")
 
@@ -119,7 +120,7 @@ def main(argv=None):
     parser.add_argument("--unshuffled", action="store_true")
     args = parser.parse_args(argv)
     stream_args = dict(name=args.stream, n_tasks=args.n_tasks, data_home=args.data_home)
-    regime = _cached_stream(**stream_args, seed=0).regime
+    regime = regime_of(args.stream)
     overrides = {
         "lr": args.lr,
         "lr_decay": args.lr_decay,

@@ -30,7 +30,8 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from skcl._benchmark._presets import strategy_params
-from skcl._benchmark._runner import _cached_stream, run_in_worker
+from skcl._benchmark._runner import run_in_worker
+from skcl._benchmark._streams import regime_of
 
 
 def _lams(*values):
@@ -79,7 +80,7 @@ def main(argv=None):
         train_size=None,
         holdout=args.holdout,
     )
-    regime = _cached_stream(**stream_args, seed=args.seed).regime
+    regime = regime_of(args.stream)
     fixed = {} if args.batch_size is None else {"batch_size": args.batch_size}
     runs = [
         (strategy, overrides, strategy_params(strategy, regime, overrides | fixed))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from skcl import ContinualClassifier
-from skcl._benchmark._presets import STRATEGIES, strategy_params
+from skcl._benchmark._presets import REGIMES, STRATEGIES, strategy_params
 from skcl._benchmark._runner import run_strategy
-from skcl._benchmark._streams import load_stream
+from skcl._benchmark._streams import STREAMS, load_stream, regime_of
 from skcl.cli import main
 from skcl.datasets import fetch_mnist
 from skcl.penalties import EWC
@@ -175,3 +175,11 @@ def test_holdout_scores_on_held_out_training_images():
     np.testing.assert_array_equal(stream.y_test, np.tile(mnist.y_train[-1000:], 2))
     with pytest.raises(ValueError, match="holdout must be in"):
         load_stream("permuted-mnist", data_home=SHARED_MNIST, holdout=60000)
+
+
+def test_regime_of_names_the_presets_of_each_stream():
+    for name in STREAMS:
+        assert regime_of(name) in REGIMES
+        if name.endswith("digits"):
+            assert load_stream(name, n_tasks=2).regime == regime_of(name)
+    assert regime_of("rotated-mnist") == "mnist-rotated"

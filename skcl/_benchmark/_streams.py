@@ -46,6 +46,11 @@ class TaskStream:
         return self._cache[k]
 
 
+def regime_of(name):
+    """Return the family of training regimes (see ``_presets``) of stream ``name``."""
+    return "digits" if name.endswith("digits") else f"mnist-{name.split('-')[0]}"
+
+
 def load_stream(
     name, *, n_tasks=None, data_home=None, train_size=None, holdout=None, seed=0
 ):
@@ -71,7 +76,7 @@ def _digits(kind, n_tasks, seed):
     )
     return TaskStream(
         name=f"{kind}-digits",
-        regime="digits",
+        regime=regime_of(f"{kind}-digits"),
         n_tasks=n_tasks,
         classes=np.unique(y),
         build_task=lambda k: (X[t == k], y[t == k]),
@@ -109,7 +114,7 @@ def _mnist(kind, n_tasks, data_home, train_size, holdout, seed):
 
     return TaskStream(
         name=f"{kind}-mnist",
-        regime=f"mnist-{kind}",
+        regime=regime_of(f"{kind}-mnist"),
         n_tasks=n_tasks,
         classes=np.arange(10),
         build_task=lambda k: (transform(X, k), y),
