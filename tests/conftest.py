@@ -1,3 +1,7 @@
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -30,3 +34,19 @@ def digits_stream():
     perms = [np.arange(64)] + [rng.permutation(64) for _ in range(2)]
     Xs = np.concatenate([X[:, p] for p in perms])
     return Xs, np.tile(y, 3), np.repeat([0, 1, 2], len(X))
+
+
+@pytest.fixture
+def benchmark_script(monkeypatch):
+    """Load a script of ``benchmarks/`` as a module of its own name (as its
+    joblib workers import it), fresh for each test."""
+
+    def load(name):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,23 +1,12 @@
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from skcl.metrics import average_accuracy, forgetting, learning_accuracy
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_loop.py"
 
-
-@pytest.fixture(scope="module")
-def reference_loop():
-    spec = importlib.util.spec_from_file_location("reference_loop", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reference_loop"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["reference_loop"]
+@pytest.fixture
+def reference_loop(benchmark_script):
+    return benchmark_script("reference_loop")
 
 
 def test_hand_computed_scores_equal_skcl_metrics(reference_loop):

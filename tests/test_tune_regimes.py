@@ -1,19 +1,10 @@
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tune_regimes.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("tune_regimes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tuning_picks_the_most_accurate_candidate(tmp_path, capsys, monkeypatch):
-    tune = _load_script()
+def test_tuning_picks_the_most_accurate_candidate(
+    tmp_path, capsys, monkeypatch, benchmark_script
+):
+    tune = benchmark_script("tune_regimes")
     monkeypatch.setitem(tune.GRIDS, "ewc", tune._lams(0.1, 100.0))
     output = tmp_path / "tuning.json"
     tune.main(
@@ -30,8 +21,8 @@ def test_tuning_picks_the_most_accurate_candidate(tmp_path, capsys, monkeypatch)
     assert "seed 3, scored on test images" in capsys.readouterr().out
 
 
-def test_batch_size_reaches_every_candidate(capsys, monkeypatch):
-    tune = _load_script()
+def test_batch_size_reaches_every_candidate(capsys, monkeypatch, benchmark_script):
+    tune = benchmark_script("tune_regimes")
     seen = []
 
     def fake_run(stream_args, strategy, params, seed):
