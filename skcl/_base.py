@@ -19,7 +19,9 @@ from typing_extensions import Self
 
 from ._tasks import task_order
 from .modules import MLP
-from .penalties import Penalty
+from .penalties import Penalty, QuadraticPenalty
+from .penalties._base import _map_tensors
+from .penalties._implicit import check_implicit_optimizer
 
 _VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
 _MAX_SEED = np.iinfo(np.int32).max
@@ -80,6 +82,26 @@ def _penalty_keys(penalties):
     return keys
 
 
+def _check_finite_state(penalty, task):
+    """Raise FloatingPointError if a tensor of ``penalty``'s state is not finite."""
+    for name, value in vars(penalty).items():
+        tensors = []
+        _map_tensors(value, tensors.append)
+        if any(
+            isinstance(t, torch.Tensor)
+            and t.is_floating_point()
+            and not torch.isfinite(t).all()
+            for t in tensors
+        ):
+            raise FloatingPointError(
+                f"{type(penalty).__name__}'s {name.strip('_') or name} is not finite "
+                f"after training on task {task!r}: an input of extreme magnitude "
+                "(near the float32 limit) can make an importance overflow; rescale "
+                "the inputs. The estimator was restored to its state before this "
+                "task's chunk."
+            )
+
+
 class _ContinualEstimator(BaseEstimator):
     """Base of the continual estimators: parameters, task bookkeeping, snapshots."""
 
@@ -95,6 +117,7 @@ class _ContinualEstimator(BaseEstimator):
         *,
         module=MLP,
         penalty=None,
+        penalty_step="implicit",
         lr=0.01,
         lr_decay=1.0,
         min_lr=0.0,
@@ -112,6 +135,7 @@ class _ContinualEstimator(BaseEstimator):
     ):
         self.module = module
         self.penalty = penalty
+        self.penalty_step = penalty_step
         self.lr = lr
         self.lr_decay = lr_decay
         self.min_lr = min_lr
@@ -222,6 +246,7 @@ class _ContinualEstimator(BaseEstimator):
         check("batch_size", positive_int(self.batch_size), "an int >= 1")
         check("max_epochs", positive_int(self.max_epochs), "an int >= 1")
         check("momentum", real(self.momentum) and self.momentum >= 0, "a float >= 0")
+        self._check_penalty_step()
         for name in ("reset_optimizer", "keep_snapshots"):
             check(name, isinstance(getattr(self, name), bool), "a bool")
         check(
@@ -241,6 +266,19 @@ class _ContinualEstimator(BaseEstimator):
                 "penalty must be None, a skcl.penalties.Penalty or a list of them, "
                 f"got {self.penalty!r}."
             )
+
+    def _check_penalty_step(self):
+        if not (
+            isinstance(self.penalty_step, str)
+            and self.penalty_step in ("implicit", "explicit")
+        ):
+            raise ValueError(
+                "penalty_step must be 'implicit' or 'explicit', got "
+                f"{self.penalty_step!r}."
+            )
+        if hasattr(self, "net_") and self.penalty_step == "implicit":
+            if any(isinstance(p, QuadraticPenalty) for p in self.net_.penalties_):
+                check_implicit_optimizer(self.net_.optimizer_)
 
     # -------------------------------------------------------------- validation
     @contextlib.contextmanager
@@ -332,6 +370,7 @@ class _ContinualEstimator(BaseEstimator):
             self._check_task_order(order, first)
             if first:
                 self._initialize(X, n_outputs)
+            self._check_penalty_step()
         if len(order) == 1:
             self._train_task(X, y, order[0])
             return self
@@ -428,13 +467,6 @@ class _ContinualEstimator(BaseEstimator):
         saved = self._save_progress()
         try:
             self._train_task_unguarded(X, y, task)
-        except FloatingPointError as error:
-            self._restore_progress(saved)
-            raise FloatingPointError(
-                f"Training diverged in task {task!r}: {error} The estimator was "
-                "restored to its state before this task's chunk; try a lower "
-                "learning rate (lr) or a smaller penalty strength."
-            ) from error
         except BaseException:
             self._restore_progress(saved)
             raise
@@ -448,14 +480,25 @@ class _ContinualEstimator(BaseEstimator):
         seed = self._rng.randint(_MAX_SEED)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net.train_chunk(
-                X,
-                y,
-                epochs=self.max_epochs,
-                generator=torch.Generator().manual_seed(seed),
-            )
+            try:
+                net.train_chunk(
+                    X,
+                    y,
+                    epochs=self.max_epochs,
+                    generator=torch.Generator().manual_seed(seed),
+                    penalty_step=self.penalty_step,
+                )
+            except FloatingPointError as error:
+                advice = "a lower learning rate (lr)"
+                if self.penalty_step == "explicit" and net.penalties_:
+                    advice += ", a smaller penalty strength or penalty_step='implicit'"
+                raise FloatingPointError(
+                    f"Training diverged in task {task!r}: {error} The estimator was "
+                    f"restored to its state before this task's chunk; try {advice}."
+                ) from error
             for penalty in net.penalties_:
                 penalty.consolidate(net, X, y)
+                _check_finite_state(penalty, task)
         if self.keep_snapshots:
             snapshot = self._state_copy()
             if len(self.snapshots_) < len(self.tasks_):

@@ -37,6 +37,15 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         Terms anchoring the network to earlier parameters, e.g.
         :class:`skcl.penalties.L2`; a list adds its terms. Their parameters are
         reachable as ``penalty__lam`` (or ``penalty__0__lam`` for a list).
+    penalty_step : {"implicit", "explicit"}, default="implicit"
+        How the quadratic penalties (all the built-in ones but
+        shrink-and-perturb) enter each step. ``"implicit"``: after the
+        optimizer's step on the task loss, an exact proximal step, which never
+        diverges whatever the strength (SGD with any momentum, Nesterov or
+        dampening; Adam, AdamW, RMSprop and Adagrad with their per-coordinate
+        step size; other optimizers are refused). ``"explicit"``: the
+        penalties' gradient is added to the task loss's, as in most papers'
+        code; stable only while ``lr * lam * importance < 2 (1 + momentum)``.
     lr : float, default=0.01
         Learning rate of the first task.
     lr_decay : float, default=1.0
@@ -130,6 +139,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         *,
         module=MLP,
         penalty=None,
+        penalty_step="implicit",
         lr=0.01,
         lr_decay=1.0,
         min_lr=0.0,
@@ -150,6 +160,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
         super().__init__(
             module=module,
             penalty=penalty,
+            penalty_step=penalty_step,
             lr=lr,
             lr_decay=lr_decay,
             min_lr=min_lr,

@@ -7,6 +7,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
 from .penalties import Penalty, QuadraticPenalty
+from .penalties._implicit import ImplicitQuadraticStep
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
@@ -49,21 +50,28 @@ class _ContinualNetMixin:
             y_pred = y_pred.masked_fill(~self.output_mask_, float("-inf"))
         return y_pred
 
-    def train_chunk(self, X, y, *, epochs, generator):
+    def train_chunk(self, X, y, *, epochs, generator, penalty_step="implicit"):
         """Train ``epochs`` epochs on the tensors ``X``, ``y`` of the current task.
 
-        The history records, per epoch, the mean task loss (``train_loss``)
-        and, with penalties, their value at the end of the epoch (``penalty``).
+        The quadratic penalties are applied as an implicit step after the
+        optimizer's (``penalty_step="implicit"``) or added to the gradient
+        (``"explicit"``). The history records, per epoch, the mean task loss
+        (``train_loss``) and, with penalties, their value at the end of the
+        epoch (``penalty``). FloatingPointError is raised as soon as an epoch
+        leaves a non-finite loss or parameter, or the trained network gives
+        non-finite outputs on the chunk's first batch.
         """
+        implicit = self._implicit_step() if penalty_step == "implicit" else None
         self.notify("on_train_begin", X=X, y=y)
         for _ in range(epochs):
             self.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-            loss = self._train_epoch(X, y, generator)
+            loss = self._train_epoch(X, y, generator, implicit)
             self.history.record("task", self.task_index_)
             self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
             self.history.record("train_loss", loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the training loss became {loss}.")
+            self._check_finite_parameters()
             if self.penalties_:
                 with torch.no_grad():
                     penalty = self.penalty_loss()
@@ -71,13 +79,52 @@ class _ContinualNetMixin:
                     "penalty", 0.0 if penalty is None else penalty.item()
                 )
             self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
+        self._check_finite_outputs(
+            X[: self.batch_size if self.batch_size > 0 else len(X)]
+        )
         self.notify("on_train_end", X=X, y=y)
 
-    def _train_epoch(self, X, y, generator):
+    def _implicit_step(self):
+        forms = []
+        for penalty in self.penalties_:
+            form = (
+                penalty.quadratic(self)
+                if isinstance(penalty, QuadraticPenalty)
+                else None
+            )
+            if form is not None and penalty.lam != 0:
+                forms.append((float(penalty.lam), form[0], form[1]))
+        if not forms:
+            return None
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+        return ImplicitQuadraticStep(params, self.optimizer_, forms)
+
+    def _check_finite_parameters(self):
+        params = [p.detach() for p in self.module_.parameters()]
+        if (
+            params
+            and not torch.isfinite(torch.stack(torch._foreach_norm(params))).all()
+        ):
+            raise FloatingPointError("a parameter of the network became non-finite.")
+
+    @torch.no_grad()
+    def _check_finite_outputs(self, X):
+        module = self.module_
+        training = module.training
+        module.eval()
+        try:
+            finite = bool(torch.isfinite(module(X)).all())
+        finally:
+            module.train(training)
+        if not finite:
+            raise FloatingPointError(
+                "the trained network's outputs on the chunk are not finite."
+            )
+
+    def _train_epoch(self, X, y, generator, implicit):
         n = len(X)
         batch_size = n if self.batch_size in (None, -1) else self.batch_size
         order = torch.randperm(n, generator=generator).to(X.device)
-        X, y = X[order], y[order]
         callbacks = [cb for _, cb in self.callbacks_]
         batch_hooks = any(
             _overrides(cb, Callback, hook) for cb in callbacks for hook in _BATCH_HOOKS
@@ -93,13 +140,15 @@ class _ContinualNetMixin:
         ]
         quadratic = [p for p in penalties if isinstance(p, QuadraticPenalty)]
         generic = [p for p in penalties if not isinstance(p, QuadraticPenalty)]
+        explicit = quadratic if implicit is None else []
         module, optimizer = self.module_, self.optimizer_
         params = [p for p in module.parameters() if p.requires_grad]
-        workspace = [torch.empty_like(p) for p in params] if quadratic else None
+        workspace = [torch.empty_like(p) for p in params] if explicit else None
+        # Callbacks may keep a batch: they get fresh tensors, the loop reused ones.
+        batches = _Batches(X, y, order, batch_size, reuse=not batch_hooks)
         module.train()
         losses = []
-        for start in range(0, n, batch_size):
-            Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        for Xb, yb in batches:
             if batch_hooks:
                 self.notify("on_batch_begin", batch=(Xb, yb), training=True)
             optimizer.zero_grad(set_to_none=True)
@@ -117,8 +166,8 @@ class _ContinualNetMixin:
                 extra.backward()
             if quadratic:
                 _fill_missing_gradients(params)
-                for penalty in quadratic:
-                    penalty.add_gradient(self, params, workspace)
+            for penalty in explicit:
+                penalty.add_gradient(self, params, workspace)
             if batch_hooks:
                 self.notify(
                     "on_grad_computed",
@@ -126,7 +175,11 @@ class _ContinualNetMixin:
                     batch=(Xb, yb),
                     training=True,
                 )
+            if implicit is not None:
+                implicit.before_step()
             optimizer.step()
+            if implicit is not None:
+                implicit.apply()
             for hook in step_hooks:
                 hook(self)
             losses.append(loss.detach())
@@ -139,6 +192,34 @@ class _ContinualNetMixin:
                     y_pred=y_pred,
                 )
         return torch.stack(losses).mean().item()
+
+
+class _Batches:
+    """The mini-batches of ``X``, ``y`` in ``order``, gathered row by row.
+
+    Gathering each batch (into one reused buffer with ``reuse``) costs a
+    fraction of copying the whole shuffled chunk once per epoch.
+    """
+
+    def __init__(self, X, y, order, batch_size, *, reuse):
+        self.X, self.y, self.order, self.batch_size = X, y, order, batch_size
+        size = min(batch_size, len(X))
+        self.buffers = (
+            (X.new_empty((size, *X.shape[1:])), y.new_empty((size, *y.shape[1:])))
+            if reuse
+            else None
+        )
+
+    def __iter__(self):
+        for start in range(0, len(self.X), self.batch_size):
+            rows = self.order[start : start + self.batch_size]
+            if self.buffers is None:
+                yield self.X[rows], self.y[rows]
+                continue
+            Xb, yb = (b[: len(rows)] for b in self.buffers)
+            torch.index_select(self.X, 0, rows, out=Xb)
+            torch.index_select(self.y, 0, rows, out=yb)
+            yield Xb, yb
 
 
 def _sum_terms(penalties, net):

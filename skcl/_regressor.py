@@ -28,6 +28,15 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         The network; see :class:`ContinualClassifier`.
     penalty : Penalty, list of Penalty or None, default=None
         Terms anchoring the network to earlier parameters.
+    penalty_step : {"implicit", "explicit"}, default="implicit"
+        How the quadratic penalties (all the built-in ones but
+        shrink-and-perturb) enter each step. ``"implicit"``: after the
+        optimizer's step on the task loss, an exact proximal step, which never
+        diverges whatever the strength (SGD with any momentum, Nesterov or
+        dampening; Adam, AdamW, RMSprop and Adagrad with their per-coordinate
+        step size; other optimizers are refused). ``"explicit"``: the
+        penalties' gradient is added to the task loss's, as in most papers'
+        code; stable only while ``lr * lam * importance < 2 (1 + momentum)``.
     lr : float, default=0.001
         Learning rate of the first task (lower than the classifier's: squared
         errors on unscaled targets give large gradients).
@@ -104,6 +113,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         *,
         module=MLP,
         penalty=None,
+        penalty_step="implicit",
         lr=0.001,
         lr_decay=1.0,
         min_lr=0.0,
@@ -122,6 +132,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         super().__init__(
             module=module,
             penalty=penalty,
+            penalty_step=penalty_step,
             lr=lr,
             lr_decay=lr_decay,
             min_lr=min_lr,

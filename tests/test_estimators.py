@@ -154,12 +154,17 @@ def test_penalty_value_and_gradient_equal_the_formula(penalty_class):
         torch.testing.assert_close(g, 0.7 * (p - a).detach())
 
 
+@pytest.mark.parametrize("penalty_step", ["implicit", "explicit"])
 @pytest.mark.parametrize("reset_optimizer", [True, False])
-def test_training_equals_a_hand_written_pytorch_loop(digits_stream, reset_optimizer):
+def test_training_equals_a_hand_written_pytorch_loop(
+    digits_stream, reset_optimizer, penalty_step
+):
     """Full-batch steps make the sample order irrelevant, so the whole
     trajectory must match a plain loop: SGD with momentum (re-created at each
     task or carried over), lr * decay**k floored at min_lr, L2 toward the
-    previous task's end."""
+    previous task's end, added to the loss (explicit) or applied after the
+    step as ``theta' = (theta_t + a c) / (1 + a)``, ``v' = v_t + (theta_t -
+    theta') / lr`` with ``a = lr * lam`` (implicit)."""
     X, y, t = digits_stream
     lr, decay, min_lr, momentum, lam, epochs = 0.1, 0.5, 0.04, 0.8, 0.3, 4
     clf = make_clf(
@@ -171,6 +176,7 @@ def test_training_equals_a_hand_written_pytorch_loop(digits_stream, reset_optimi
         momentum=momentum,
         reset_optimizer=reset_optimizer,
         penalty=L2(lam=lam),
+        penalty_step=penalty_step,
     ).fit(X, y, task_id=t)
     module = copy.deepcopy(clf.module_)
     module.load_state_dict(clf.initial_snapshot_)
@@ -180,16 +186,24 @@ def test_training_equals_a_hand_written_pytorch_loop(digits_stream, reset_optimi
         Xk, yk = torch.as_tensor(X[t == k]), torch.as_tensor(y[t == k])
         if reset_optimizer:
             optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum)
-        optimizer.param_groups[0]["lr"] = max(lr * decay**k, min_lr)
+        task_lr = max(lr * decay**k, min_lr)
+        optimizer.param_groups[0]["lr"] = task_lr
         for _ in range(epochs):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(module(Xk), yk)
-            if anchor is not None:
+            if anchor is not None and penalty_step == "explicit":
                 loss = loss + lam / 2 * sum(
                     ((p - a) ** 2).sum() for p, a in zip(module.parameters(), anchor)
                 )
             loss.backward()
             optimizer.step()
+            if anchor is not None and penalty_step == "implicit":
+                a = task_lr * lam
+                with torch.no_grad():
+                    for p, c in zip(module.parameters(), anchor):
+                        new = (p + a * c) / (1 + a)
+                        optimizer.state[p]["momentum_buffer"] += (p - new) / task_lr
+                        p.copy_(new)
         anchor = [p.detach().clone() for p in module.parameters()]
         torch.testing.assert_close(
             torch.cat([a.flatten() for a in anchor]),
