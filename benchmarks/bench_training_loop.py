@@ -3,7 +3,9 @@
 Both train the same MLP with the same optimizer, data, batch size and one
 torch thread, one epoch per run; the runs alternate and each figure is the
 median of ``--repeats`` runs. skcl's time is the whole ``partial_fit`` call
-(input validation and tensor conversion included).
+(input validation and tensor conversion included). The last rows compare
+skcl's implicit penalty step with its explicit one (SGD with momentum 0.9,
+the same run alternating them).
 
     python benchmarks/bench_training_loop.py
 """
@@ -12,13 +14,14 @@ import argparse
 import itertools
 import platform
 import time
+from functools import partial
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
 from skcl import ContinualClassifier
-from skcl.penalties import L2
+from skcl.penalties import EWC, L2
 
 
 def make_mlp(sizes, seed):
@@ -52,22 +55,42 @@ def hand_loop(X, y, sizes, batch_size, lam, lr):
     return time.perf_counter() - start
 
 
-def skcl_loop(X, y, sizes, batch_size, lam, lr):
+def skcl_loop(
+    X, y, sizes, batch_size, lam, lr, penalty=L2, step="implicit", momentum=0.0
+):
     clf = ContinualClassifier(
         module__hidden_sizes=tuple(sizes[1:-1]),
-        penalty=L2(lam=lam) if lam else None,
+        penalty=penalty(lam=lam) if lam else None,
+        penalty_step=step,
         lr=lr,
-        momentum=0.0,
+        momentum=momentum,
         batch_size=batch_size,
         max_epochs=1,
         keep_snapshots=False,
         random_state=0,
     )
-    # Task 0 initializes; the timed call is task 1, where L2 is active.
+    # Task 0 initializes; the timed call is task 1, where the penalty is active.
     clf.partial_fit(X[:batch_size], y[:batch_size], task_id=0, classes=np.arange(10))
     start = time.perf_counter()
     clf.partial_fit(X, y, task_id=1)
     return time.perf_counter() - start
+
+
+def measure_steps(name, X, y, sizes, batch_size, penalty, repeats, target):
+    times = {"explicit": [], "implicit": []}
+    for _ in range(repeats):
+        for step in times:
+            times[step].append(
+                skcl_loop(X, y, sizes, batch_size, 1.0, 0.01, penalty, step, 0.9)
+            )
+    explicit, implicit = np.median(times["explicit"]), np.median(times["implicit"])
+    ratio = implicit / explicit
+    verdict = "ok" if ratio <= target else "OVER"
+    print(
+        f"{name:<34} {explicit:8.3f} s {implicit:8.3f} s {ratio:7.2f}x"
+        f"  (target <= {target:.2f}x: {verdict})"
+    )
+    return ratio
 
 
 def measure(name, X, y, sizes, batch_size, lam, repeats, target):
@@ -107,6 +130,14 @@ def main(argv=None):
             measure(label, X, y, sizes, batch_size, lam, args.repeats, 1.10)
     sizes = (64, 100, 100, 10)
     measure("64-100-100-10 digits bs=10", Xd, yd, sizes, 10, 0.0, args.repeats, 1.30)
+    print(f"{'penalty step, momentum 0.9':<34} {'explicit':>10} {'implicit':>10}")
+    for batch_size in (10, 128):
+        # EWC's Fisher on a few samples: the steps dominate the time.
+        for penalty in (L2, partial(EWC, n_samples=batch_size)):
+            name = getattr(penalty, "func", penalty).__name__
+            label = f"784-256-256-10 bs={batch_size} {name}"
+            sizes = (784, 256, 256, 10)
+            measure_steps(label, X, y, sizes, batch_size, penalty, args.repeats, 1.10)
 
 
 if __name__ == "__main__":

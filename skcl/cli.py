@@ -85,6 +85,11 @@ def build_parser():
     bench.add_argument("--momentum", type=float)
     bench.add_argument("--lam", type=_positive(float), help="penalty strength")
     bench.add_argument(
+        "--penalty-step",
+        choices=("implicit", "explicit"),
+        help="how the penalties enter each step (default: implicit, never diverges)",
+    )
+    bench.add_argument(
         "--hidden", type=_list(int), help="hidden layer sizes, e.g. 256,256"
     )
     bench.add_argument("--data-home", help="folder with the MNIST IDX files")

@@ -117,7 +117,7 @@ def test_a_diverging_run_is_reported_not_raised(tmp_path, capsys):
         [
             "benchmark", "--strategies", "naive,ewc", "--n-tasks", "2",
             "--seeds", "1", "--epochs", "1", "--lam", "1e9",
-            "--output", str(tmp_path), "--quiet",
+            "--penalty-step", "explicit", "--output", str(tmp_path), "--quiet",
         ]
     )  # fmt: skip
     assert status == 0

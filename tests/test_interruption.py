@@ -9,7 +9,7 @@ from _equality import same
 from skorch.callbacks import Callback
 
 from skcl import ContinualClassifier
-from skcl.penalties import EWC, SI
+from skcl.penalties import EWC, MAS, SI
 
 
 class InterruptAt(Callback):
@@ -100,3 +100,46 @@ def test_state_comparison_detects_a_change(digits_stream):
     before = state_of(clf)
     clf.penalty_[1].omega_[0][0] += 1e-6
     assert not same(state_of(clf), before)
+
+
+def test_a_last_step_that_blows_up_is_caught(digits_stream):
+    """One step over 20 samples: no epoch loss is ever checked after it."""
+    X, y, _ = digits_stream
+    clf = ContinualClassifier(lr=1e30, max_epochs=1, batch_size=64, random_state=0)
+    with pytest.raises(FloatingPointError, match="lower learning rate"):
+        clf.fit(X[:20], y[:20])
+
+
+@pytest.mark.parametrize("batch_size", [8, 64])
+def test_no_learning_rate_returns_a_non_finite_model(digits_stream, batch_size):
+    X, y, _ = digits_stream
+    for lr in 10.0 ** np.arange(0, 39, 2):
+        clf = ContinualClassifier(
+            lr=lr, max_epochs=1, batch_size=batch_size, random_state=0
+        )
+        try:
+            clf.fit(X[:40], y[:40])
+        except FloatingPointError:
+            continue
+        assert np.isfinite(clf.predict_proba(X[:40])).all(), lr
+
+
+@pytest.mark.parametrize(
+    ("penalty", "name"), [(EWC(lam=1.0), "EWC's fisher"), (MAS(lam=1.0), "MAS's")]
+)
+def test_an_importance_that_overflows_undoes_its_chunk(digits_stream, penalty, name):
+    """A pixel at 1e25 trains finitely at a tiny lr, but its squared gradient
+    overflows float32."""
+    X, y, t = digits_stream
+    clf = ContinualClassifier(
+        penalty=penalty, max_epochs=1, lr=1e-30, batch_size=10, random_state=0
+    ).fit(X[t < 2], y[t < 2], task_id=t[t < 2])
+    before = copy.deepcopy(
+        (clf.tasks_, clf.snapshots_, clf.module_.state_dict(), vars(clf.penalty_))
+    )
+    extreme = X[t == 2].copy()
+    extreme[:, 10] = 1e25
+    with pytest.raises(FloatingPointError, match=f"{name}.* not finite.*rescale"):
+        clf.partial_fit(extreme, y[t == 2], task_id=2)
+    after = (clf.tasks_, clf.snapshots_, clf.module_.state_dict(), vars(clf.penalty_))
+    assert same(after, before)

@@ -96,6 +96,7 @@ OVERRIDES = {
     "epochs": "max_epochs",
     "hidden": "module__hidden_sizes",
     "momentum": "momentum",
+    "penalty_step": "penalty_step",
 }
 
 

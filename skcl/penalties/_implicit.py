@@ -71,6 +71,9 @@ class ImplicitQuadraticStep:
         self.params = params
         self.optimizer = optimizer
         self.precision, self.centre = _fold(params, forms)
+        # Unit weights only (L2, L2Init): one precision for every coordinate.
+        unit = all(weights is None for _, _, weights in forms)
+        self.scalar = sum(lam for lam, _, _ in forms) if unit else None
         group_of = {
             id(p): group for group in optimizer.param_groups for p in group["params"]
         }
@@ -79,12 +82,8 @@ class ImplicitQuadraticStep:
             rows = [i for i, p in enumerate(params) if group_of.get(id(p)) is group]
             if rows:
                 self.groups.append(_Group(self, group, rows))
-        self.dampened = [
-            g
-            for g in self.groups
-            if g.kind is torch.optim.SGD
-            and g.group["momentum"]
-            and g.group["dampening"]
+        self.momentum = [
+            g for g in self.groups if g.kind is torch.optim.SGD and g.group["momentum"]
         ]
 
     @torch.no_grad()
@@ -93,10 +92,11 @@ class ImplicitQuadraticStep:
         for group in self.groups:
             group.apply()
 
+    @torch.no_grad()
     def before_step(self):
-        """Note whether SGD's momentum buffers exist (dampening skips a first step)."""
-        for group in self.dampened:
-            group.had_buffers = "momentum_buffer" in group.state[group.params[0]]
+        """Read what SGD with momentum needs from before ``optimizer.step()``."""
+        for group in self.momentum:
+            group.before_step()
 
 
 def _fold(params, forms):
@@ -130,6 +130,7 @@ class _Group:
         self.group = group
         self.params = [step.params[i] for i in rows]
         self.precision = [step.precision[i] for i in rows]
+        self.scalar = step.scalar
         self.centre = [step.centre[i] for i in rows]
         self.state = step.optimizer.state
         self.kind = next(
@@ -140,24 +141,70 @@ class _Group:
         self._eta = None
 
     def apply(self):
+        if self.kind is torch.optim.SGD:
+            self._apply_sgd()
+            return
         work = self.work
         for w, p, c in zip(work, self.params, self.centre, strict=True):
             torch.sub(p, c, out=w)
-        torch._foreach_mul_(work, self._shrink())  # theta_t - theta'
+        torch._foreach_mul_(work, self._adaptive_shrink())  # theta_t - theta'
         torch._foreach_sub_(self.params, work)
-        buffers, scale = self._buffers()
-        if buffers:
-            torch._foreach_add_(buffers, work, alpha=scale)
+        if self.kind is torch.optim.RMSprop and self.group["momentum"]:
+            buffers = [self.state[p]["momentum_buffer"] for p in self.params]
+            torch._foreach_add_(buffers, work, alpha=1.0 / float(self.group["lr"]))
 
-    def _shrink(self):
+    def before_step(self):
+        group = self.group
+        if group["dampening"]:  # a buffer's first step is not dampened
+            self.had_buffers = "momentum_buffer" in self.state[self.params[0]]
+        if not group["nesterov"]:
+            scale = 1.0 / float(group["lr"])
+            for w, p in zip(self.work, self.params, strict=True):
+                torch.mul(p, scale, out=w)
+
+    def _apply_sgd(self):
+        # theta' = theta_t + q (c - theta_t) with q = a / (1 + a). The buffer
+        # gets rho * W (theta' - c), the penalty's gradient at theta', which
+        # without Nesterov makes it (theta - theta') / lr, theta before the step.
+        shrink = self._sgd_shrink()
+        group = self.group
+        if not group["momentum"]:
+            torch._foreach_lerp_(self.params, self.centre, shrink)
+            return
+        buffers = [self.state[p]["momentum_buffer"] for p in self.params]
+        work = self.work
+        if not group["nesterov"]:
+            torch._foreach_lerp_(self.params, self.centre, shrink)
+            torch._foreach_sub_(work, self.params, alpha=1.0 / float(group["lr"]))
+            # The new buffers are the workspace: swap instead of copying.
+            for i, p in enumerate(self.params):
+                self.state[p]["momentum_buffer"], work[i] = work[i], buffers[i]
+            return
+        for w, p, c in zip(work, self.params, self.centre, strict=True):
+            torch.sub(p, c, out=w)
+        rho = 1.0 - group["dampening"] if self.had_buffers else 1.0
+        scale = rho / self._eta
+        if self.scalar is None:
+            torch._foreach_addcmul_(buffers, work, shrink, value=scale)
+            torch._foreach_addcmul_(self.params, work, shrink, value=-1.0)
+        else:
+            torch._foreach_add_(buffers, work, alpha=scale * shrink)
+            torch._foreach_add_(self.params, work, alpha=-shrink)
+
+    def _sgd_shrink(self):
+        eta = float(self.group["lr"]) * self._kappa()
+        if eta != self._eta:
+            self._eta = eta
+            if self.scalar is None:
+                self._shrink = [_ratio(eta * w) for w in self.precision]
+            else:
+                a = eta * self.scalar
+                self._shrink = 1.0 / (1.0 + 1.0 / a) if a > 0 else 0.0
+        return self._shrink
+
+    def _adaptive_shrink(self):
         """Return ``a / (1 + a)`` per coordinate, ``a = eta W``."""
         lr = float(self.group["lr"])
-        if self.kind is torch.optim.SGD:
-            eta = lr * self._kappa()
-            if eta != self._eta:
-                self._eta = eta
-                self._cached = [_ratio(eta * w) for w in self.precision]
-            return self._cached
         if self.kind is torch.optim.RMSprop:
             return self._adaptive(lr, self._rmsprop_denominator())
         if self.kind is torch.optim.Adagrad:
@@ -211,18 +258,6 @@ class _Group:
             decayed = 1 + (float(s["step"]) - 1) * group["lr_decay"]
             d.mul_(decayed / float(group["lr"]))  # the step size is 1 / d
         return denominator
-
-    def _buffers(self):
-        """Return the momentum buffers and the scale of their correction."""
-        group = self.group
-        if self.kind is torch.optim.SGD and group["momentum"]:
-            rho = 1.0 - group["dampening"] if self.had_buffers else 1.0
-            scale = rho / (float(group["lr"]) * self._kappa())
-        elif self.kind is torch.optim.RMSprop and group["momentum"]:
-            scale = 1.0 / float(group["lr"])
-        else:
-            return None, None
-        return [self.state[p]["momentum_buffer"] for p in self.params], scale
 
 
 def _ratio(a):

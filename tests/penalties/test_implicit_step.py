@@ -126,6 +126,7 @@ def test_iteration_on_a_pure_quadratic_contracts_for_every_strength(a, beta):
         forms64 = [(lam, [c.double() for c in cs], w) for lam, cs, w in forms]
         step = ImplicitQuadraticStep([p], optimizer, forms64)
         p.grad = torch.zeros_like(p)
+        step.before_step()
         optimizer.step()
         step.apply()
         buffer = optimizer.state[p].get("momentum_buffer", torch.zeros(1))
@@ -154,6 +155,7 @@ def test_fixed_point_is_a_stationary_point_of_the_penalised_objective():
     step = ImplicitQuadraticStep([p], optimizer, [(1.0, [c], [W])])
     for _ in range(3000):
         p.grad = A.T @ (A @ p.detach() - b) / len(b)
+        step.before_step()
         optimizer.step()
         step.apply()
     theta = p.detach()
@@ -245,6 +247,7 @@ def test_adaptive_optimizers_take_the_proximal_step_with_their_step_size(
     step = ImplicitQuadraticStep([p], optimizer, forms)
     for _ in range(4):
         p.grad = torch.randn(SHAPE, generator=g)
+        step.before_step()
         optimizer.step()
         stepped = p.detach().clone()
         buffer = optimizer.state[p].get("momentum_buffer")

@@ -159,10 +159,13 @@ class GradientRecorder(Callback):
         )
 
 
-def test_si_path_integral_uses_the_task_loss_gradient():
+@pytest.mark.parametrize("penalty_step", ["implicit", "explicit"])
+def test_si_path_integral_uses_the_task_loss_gradient(penalty_step):
     X, y, t = stream_of(2)
     si = SI(lam=0.5, xi=0.1)
-    clf = tiny(si, momentum=0.0, callbacks=[GradientRecorder()])
+    clf = tiny(
+        si, momentum=0.0, callbacks=[GradientRecorder()], penalty_step=penalty_step
+    )
     clf.partial_fit(X[t == 0], y[t == 0], task_id=0, classes=[0, 1])
     recorder = dict(clf.net_.callbacks_)["GradientRecorder"]
     # Task 0 has no penalty term: omega = sum over steps of lr * g^2.
@@ -181,14 +184,21 @@ def test_si_path_integral_uses_the_task_loss_gradient():
     clf.partial_fit(X[t == 1], y[t == 1], task_id=1)
     for mine, theirs in zip(clf.penalty_.importance_, importance):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-7)
-    # Task 1: the total gradient includes lam * Omega * (theta - anchor), which
-    # must not enter the path integral.
+    # Task 1: the step includes the pull lam * Omega * (theta - anchor), whose
+    # gradient must not enter the path integral. Explicit: the recorded
+    # gradient holds it; implicit: it is the proximal move after the step.
     omega = None
     for step in recorder.steps:
-        terms = [
-            0.05 * (g - 0.5 * w * (p - a)) * g
-            for (p, g), w, a in zip(step, importance, end)
-        ]
+        if penalty_step == "explicit":
+            terms = [
+                0.05 * (g - 0.5 * w * (p - a)) * g
+                for (p, g), w, a in zip(step, importance, end)
+            ]
+        else:
+            terms = [
+                (p - (p - 0.05 * g + 0.025 * w * a) / (1 + 0.025 * w)) * g
+                for (p, g), w, a in zip(step, importance, end)
+            ]
         omega = terms if omega is None else [o + d for o, d in zip(omega, terms)]
     for mine, theirs in zip(clf.penalty_.omega_, omega):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-7)
