@@ -19,7 +19,8 @@ Two protocols:
         --n-tasks 20 --holdout 10000 --seed 100
 
 ``--batch-size`` trains every candidate at another batch size than the
-preset's (the batch size is part of Stable SGD's regime).
+preset's (the batch size is part of Stable SGD's regime); ``--lams`` replaces
+the penalties' grid of strengths, e.g. ``--lams 1,10,100,1e3,1e4,1e5``.
 """
 
 import argparse
@@ -68,6 +69,9 @@ def main(argv=None):
     parser.add_argument(
         "--batch-size", type=int, help="train every candidate at this batch size"
     )
+    parser.add_argument(
+        "--lams", help="comma-separated strengths replacing the penalties' grids"
+    )
     parser.add_argument("--data-home", default="../shared/data/mnist")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--strategies", default=",".join(GRIDS))
@@ -82,10 +86,14 @@ def main(argv=None):
     )
     regime = regime_of(args.stream)
     fixed = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    grids = dict(GRIDS)
+    if args.lams:
+        lams = _lams(*(float(v) for v in args.lams.split(",")))
+        grids.update((s, lams) for s, grid in GRIDS.items() if "lam" in grid[0])
     runs = [
         (strategy, overrides, strategy_params(strategy, regime, overrides | fixed))
         for strategy in args.strategies.split(",")
-        for overrides in GRIDS[strategy]
+        for overrides in grids[strategy]
     ]
     results = Parallel(n_jobs=args.n_jobs)(
         delayed(run_in_worker)(stream_args, strategy, params, args.seed)

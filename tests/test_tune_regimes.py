@@ -38,3 +38,26 @@ def test_batch_size_reaches_every_candidate(capsys, monkeypatch, benchmark_scrip
     )  # fmt: skip
     assert seen == [7] * len(tune.GRIDS["stable-sgd"])
     assert "batch size 7" in capsys.readouterr().out
+
+
+def test_lams_replace_the_penalties_grids(capsys, monkeypatch, benchmark_script):
+    tune = benchmark_script("tune_regimes")
+    seen = []
+
+    def fake_run(stream_args, strategy, params, seed):
+        seen.append((strategy, params["penalty"].lam if "penalty" in params else None))
+        return dict(average_accuracy=0.5, forgetting=0.1, diverged=False, seed=seed)
+
+    monkeypatch.setattr(tune, "run_in_worker", fake_run)
+    tune.main(
+        [
+            "--stream", "permuted-digits", "--n-tasks", "2", "--n-jobs", "1",
+            "--strategies", "ewc,stable-sgd+ewc", "--lams", "1e3,1e5",
+        ]
+    )  # fmt: skip
+    assert seen == [
+        ("ewc", 1e3),
+        ("ewc", 1e5),
+        ("stable-sgd+ewc", 1e3),
+        ("stable-sgd+ewc", 1e5),
+    ]
