@@ -113,11 +113,14 @@ class QuadraticPenalty(Penalty):
     L2, L2Init, EWC, SI and MAS are all of this form, with their own centre
     ``c``, precision ``w`` and constant ``b``. A subclass has a ``lam``
     parameter and implements :meth:`quadratic`; :meth:`loss` follows. The
-    estimators do not backpropagate through :meth:`loss` while training:
-    they add the exact gradient ``lam * w * (theta - c)`` to the parameters'
-    gradients in place (:meth:`add_gradient`), two passes over the parameters
-    and no memory allocation per step, which keeps a penalised step close to
-    the cost of a plain one.
+    estimators do not backpropagate through :meth:`loss` while training.
+    With ``penalty_step="implicit"`` (the default) they apply the quadratic
+    exactly after the optimizer's step on the task loss, a proximal step that
+    no strength can make diverge; :meth:`quadratic` is then read once per
+    chunk, so its centre and weights must not change while a chunk trains.
+    With ``penalty_step="explicit"`` they add the gradient
+    ``lam * w * (theta - c)`` to the parameters' gradients in place
+    (:meth:`add_gradient`).
 
     Examples
     --------
