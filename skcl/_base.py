@@ -1,109 +1,99 @@
-"""Machinery shared by ContinualClassifier and ContinualRegressor."""
+"""The continual estimators' core: a stream of task chunks, each a transaction."""
 
 import contextlib
 import copy
 import inspect
 import numbers
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from scipy import sparse
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from typing_extensions import Self
 
-from ._tasks import task_order
+from ._params import VIRTUAL_PREFIXES, ParamsMixin
+from ._state import capture, interrupts_deferred, restore
+from ._tasks import check_task_id, task_order
 from .modules import MLP
-from .penalties import Penalty, QuadraticPenalty
-from .penalties._base import _map_tensors
+from .penalties import QuadraticPenalty
 from .penalties._implicit import check_implicit_optimizer
 
-_VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
 _MAX_SEED = np.iinfo(np.int32).max
+_VIRTUAL_PREFIXES = VIRTUAL_PREFIXES  # TEMPORARY: for _persistence
+_check_task_id = check_task_id  # TEMPORARY: for model_selection
 _PREDICT_BATCH = 256
 
 
-def _check_task_id(task_id, n_samples, name="task_id"):
-    """Return ``task_id`` as a 1-d array of ``n_samples`` ints or strings."""
-    try:
-        scalar = task_id is None or np.ndim(task_id) == 0
-    except ValueError as error:  # ragged nested lists
-        raise ValueError(
-            f"{name} must be a scalar or have one entry per sample: {error}"
-        ) from error
-    if scalar:
-        task = 0 if task_id is None else task_id
-        if not isinstance(task, (numbers.Integral, str, np.str_)) or isinstance(
-            task, bool
-        ):
-            raise TypeError(f"{name} must be an int or a str, got {task!r}.")
-        return np.full(n_samples, task, dtype=object if isinstance(task, str) else int)
-    array = np.asarray(task_id)
-    if array.ndim != 1 or len(array) != n_samples:
-        raise ValueError(
-            f"{name} must be a scalar or have one entry per sample: got shape "
-            f"{array.shape} for {n_samples} samples."
-        )
-    if array.dtype.kind not in "iuUO":
-        raise TypeError(f"{name} must hold ints or strings, got dtype {array.dtype}.")
-    if array.dtype.kind == "U" and not isinstance(task_id, np.ndarray):
-        array = np.asarray(task_id, dtype=object)  # numpy turns [0, "a"] into strings
-    if array.dtype.kind == "O":
-        if not all(
-            isinstance(t, (numbers.Integral, str)) and not isinstance(t, bool)
-            for t in array
-        ):
-            raise TypeError(f"{name} must hold ints or strings only.")
-        if len({isinstance(t, str) for t in array}) > 1:
-            raise TypeError(f"{name} must hold ints or strings, not both.")
-    return array
+class _SnapshotsMixin:
+    """Parameter snapshots at initialization and at the end of every task."""
 
+    def _state_copy(self):
+        return {
+            k: v.detach().to("cpu", copy=True)
+            for k, v in self.module_.state_dict().items()
+        }
 
-def _penalty_keys(penalties):
-    """Return the keys of each listed penalty: its index and its name.
+    @contextlib.contextmanager
+    def use_snapshot(self, index: int | str) -> Iterator[Self]:
+        """Temporarily give the network the parameters of a snapshot.
 
-    The name is the lowercase class name, suffixed ``-1``, ``-2``, ... when
-    several penalties share it, as in :func:`sklearn.pipeline.make_pipeline`.
-    """
-    names = [type(p).__name__.lower() for p in penalties]
-    counts = {n: names.count(n) for n in names}
-    seen = dict.fromkeys(names, 0)
-    keys = []
-    for i, name in enumerate(names):
-        if counts[name] > 1:
-            seen[name] += 1
-            name = f"{name}-{seen[name]}"
-        keys.append((str(i), name))
-    return keys
+        Inside the ``with`` block, predictions use the parameters the network
+        had at the end of task ``tasks_[index]`` (or at initialization for
+        ``index="initial"``); the current parameters come back on exit, also
+        after an error. Training inside the block is refused.
 
+        Parameters
+        ----------
+        index : int or "initial"
+            Position in ``tasks_`` (negative values count from the end), or
+            ``"initial"``.
 
-def _check_finite_state(penalty, task):
-    """Raise FloatingPointError if a tensor of ``penalty``'s state is not finite."""
-    for name, value in vars(penalty).items():
-        tensors = []
-        _map_tensors(value, tensors.append)
-        if any(
-            isinstance(t, torch.Tensor)
-            and t.is_floating_point()
-            and not torch.isfinite(t).all()
-            for t in tensors
-        ):
-            raise FloatingPointError(
-                f"{type(penalty).__name__}'s {name.strip('_') or name} is not finite "
-                f"after training on task {task!r}: an input of extreme magnitude "
-                "(near the float32 limit) can make an importance overflow; rescale "
-                "the inputs. The estimator was restored to its state before this "
-                "task's chunk."
+        Yields
+        ------
+        self
+        """
+        check_is_fitted(self)
+        if not self.keep_snapshots:
+            raise ValueError(
+                "No snapshots were kept: the estimator has keep_snapshots=False."
             )
+        if isinstance(index, str) and index == "initial":
+            snapshot = self.initial_snapshot_
+        elif isinstance(index, numbers.Integral) and -len(
+            self.snapshots_
+        ) <= index < len(self.snapshots_):
+            snapshot = self.snapshots_[index]
+        else:
+            raise IndexError(
+                f"index must be 'initial' or an int in [-{len(self.snapshots_)}, "
+                f"{len(self.snapshots_)}), got {index!r}."
+            )
+        current = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        self.module_.load_state_dict(snapshot)
+        self._snapshot_in_use = True
+        try:
+            yield self
+        finally:
+            del self._snapshot_in_use
+            self.module_.load_state_dict(current)
+
+    def _keep_snapshot(self):
+        if not self.keep_snapshots:
+            return
+        snapshot = self._state_copy()
+        if len(self.snapshots_) < len(self.tasks_):
+            self.snapshots_.append(snapshot)
+        else:
+            self.snapshots_[-1] = snapshot
 
 
-class _ContinualEstimator(BaseEstimator):
-    """Base of the continual estimators: parameters, task bookkeeping, snapshots."""
+class _ContinualEstimator(_SnapshotsMixin, ParamsMixin):
+    """Base of the continual estimators: task bookkeeping over one skorch net."""
 
     _net_class = None
     _criterion = None
@@ -151,147 +141,6 @@ class _ContinualEstimator(BaseEstimator):
         self.random_state = random_state
         vars(self).update(kwargs)
 
-    # ---------------------------------------------------------------- parameters
-    def _extra_params(self):
-        """Return the ``**kwargs`` parameters, e.g. ``module__dropout``."""
-        declared = self._get_param_names()
-        return {
-            k: v
-            for k, v in vars(self).items()
-            if k not in declared and not k.startswith("_") and not k.endswith("_")
-        }
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        params = super().get_params(deep=deep)
-        params.update(self._extra_params())
-        if deep and isinstance(self.penalty, (list, tuple)):
-            for keys, penalty in zip(
-                _penalty_keys(self.penalty), self.penalty, strict=True
-            ):
-                for key in keys:
-                    params[f"penalty__{key}"] = penalty
-                    if isinstance(penalty, Penalty):
-                        params.update(
-                            (f"penalty__{key}__{k}", v)
-                            for k, v in penalty.get_params().items()
-                        )
-        return params
-
-    def set_params(self, **params: Any) -> Self:
-        if "penalty" in params:
-            self.penalty = params.pop("penalty")
-        declared = self._get_param_names()
-        for key in list(params):
-            if key.startswith(_VIRTUAL_PREFIXES) or (
-                "__" not in key and key not in declared
-            ):
-                # Like the constructor, store now and validate at fit.
-                setattr(self, key, params.pop(key))
-            elif key.startswith("penalty__") and isinstance(
-                self.penalty, (list, tuple)
-            ):
-                self._set_listed_penalty(key, params.pop(key))
-        return super().set_params(**params) if params else self
-
-    def _set_listed_penalty(self, key, value):
-        """Set ``penalty__<index or name>[__param]`` in a list of penalties."""
-        ref, _, name = key[len("penalty__") :].partition("__")
-        found = [i for i, keys in enumerate(_penalty_keys(self.penalty)) if ref in keys]
-        if not found:
-            raise ValueError(
-                f"Invalid parameter {key!r}: no penalty {ref!r}; the penalties are "
-                f"{_penalty_keys(self.penalty)}."
-            )
-        if name:
-            self.penalty[found[0]].set_params(**{name: value})
-        else:
-            penalties = list(self.penalty)
-            penalties[found[0]] = value
-            self.penalty = penalties
-
-    def _penalty_list(self):
-        if self.penalty is None:
-            return []
-        return (
-            list(self.penalty)
-            if isinstance(self.penalty, (list, tuple))
-            else [self.penalty]
-        )
-
-    def _validate_params(self):
-        unknown = [
-            k for k in self._extra_params() if not k.startswith(_VIRTUAL_PREFIXES)
-        ]
-        if unknown:
-            raise TypeError(
-                f"Unexpected parameters {unknown}; extra parameters must start "
-                f"with one of {_VIRTUAL_PREFIXES}."
-            )
-
-        def check(name, ok, expected):
-            if not ok:
-                raise ValueError(
-                    f"{name} must be {expected}, got {getattr(self, name)!r}."
-                )
-
-        def positive_int(value):
-            return isinstance(value, numbers.Integral) and value >= 1
-
-        def real(value):
-            return isinstance(value, numbers.Real) and np.isfinite(value)
-
-        check("lr", real(self.lr) and self.lr > 0, "a positive float")
-        check("lr_decay", real(self.lr_decay) and self.lr_decay > 0, "a positive float")
-        check("min_lr", real(self.min_lr) and self.min_lr >= 0, "a float >= 0")
-        check("batch_size", positive_int(self.batch_size), "an int >= 1")
-        check("max_epochs", positive_int(self.max_epochs), "an int >= 1")
-        check("momentum", real(self.momentum) and self.momentum >= 0, "a float >= 0")
-        self._check_penalty_step()
-        for name in ("reset_optimizer", "keep_snapshots"):
-            check(name, isinstance(getattr(self, name), bool), "a bool")
-        check(
-            "module",
-            isinstance(self.module, nn.Module)
-            or (isinstance(self.module, type) and issubclass(self.module, nn.Module)),
-            "a torch.nn.Module class or instance",
-        )
-        check(
-            "optimizer",
-            isinstance(self.optimizer, type)
-            and issubclass(self.optimizer, torch.optim.Optimizer),
-            "a torch.optim.Optimizer class",
-        )
-        if not all(isinstance(p, Penalty) for p in self._penalty_list()):
-            raise TypeError(
-                "penalty must be None, a skcl.penalties.Penalty or a list of them, "
-                f"got {self.penalty!r}."
-            )
-
-    def _check_penalty_step(self):
-        if not (
-            isinstance(self.penalty_step, str)
-            and self.penalty_step in ("implicit", "explicit")
-        ):
-            raise ValueError(
-                "penalty_step must be 'implicit' or 'explicit', got "
-                f"{self.penalty_step!r}."
-            )
-        if hasattr(self, "net_") and self.penalty_step == "implicit":
-            if any(isinstance(p, QuadraticPenalty) for p in self.net_.penalties_):
-                check_implicit_optimizer(self.net_.optimizer_)
-
-    # -------------------------------------------------------------- validation
-    @contextlib.contextmanager
-    def _unchanged_on_error(self):
-        """Undo all attribute changes if the block raises."""
-        state = dict(vars(self))
-        try:
-            yield
-        except BaseException:
-            vars(self).clear()
-            vars(self).update(state)
-            raise
-
     def _validate_X(self, X, *, reset, y="no_validation"):
         kwargs = dict(
             accept_sparse=("csr", "csc", "coo"),
@@ -332,6 +181,29 @@ class _ContinualEstimator(BaseEstimator):
             )
         return tensor.to(self.net_.device)
 
+    def _check_range(self, X):
+        """Refuse float inputs beyond the largest value of the network's dtype."""
+        dtype = next(self.module_.parameters()).dtype
+        values = X.data if sparse.issparse(X) else np.asarray(X)
+        if values.size and values.dtype.itemsize > dtype.itemsize:
+            largest = torch.finfo(dtype).max
+            if np.abs(values).max() > largest:
+                raise ValueError(
+                    f"The input holds values too large for the network's dtype "
+                    f"{dtype} (largest {largest:.3g})."
+                )
+
+    def _to_tensor(self, array, dtype=None):
+        if sparse.issparse(array):
+            array = array.toarray()
+        array = np.asarray(array)
+        if not array.flags.writeable:
+            array = array.copy()
+        if dtype is None:
+            dtype = next(self.module_.parameters()).dtype
+            self._check_range(array)
+        return torch.as_tensor(array, dtype=dtype).to(self.net_.device)
+
     # ------------------------------------------------------------------ training
     def fit(self, X: ArrayLike, y: ArrayLike, task_id: ArrayLike | None = None) -> Self:
         """Train from scratch on a stream of tasks.
@@ -357,27 +229,60 @@ class _ContinualEstimator(BaseEstimator):
         return self._fit(X, y, task_id, classes=None, reset=True)
 
     def _fit(self, X, y, task_id, classes, reset):
+        """Validate the whole call, then train its tasks' chunks in order.
+
+        Nothing changes until every input and parameter is valid. Each chunk
+        is a transaction (:meth:`_train_task`); a call that starts from
+        scratch and completes no task leaves the estimator as it was before
+        the call (the previous model, or unfitted).
+        """
+        if getattr(self, "_snapshot_in_use", False):
+            raise RuntimeError(
+                "Cannot train inside `with estimator.use_snapshot(...)`: the "
+                "network holds a snapshot's parameters. Train after the block."
+            )
         first = reset or not hasattr(self, "net_")
-        with self._unchanged_on_error():
-            if first:
-                self._validate_params()
+        previous = dict(vars(self))
+        try:
+            self._validate_params()
+            if not first:
+                self._check_frozen_params()
             X, y = self._validate_X(X, reset=first, y=y)
             y, n_outputs = self._encode_targets(
                 y, classes, first=first, partial=not reset
             )
-            task_id = _check_task_id(task_id, X.shape[0])
+            task_id = check_task_id(task_id, X.shape[0])
             order = task_order(task_id)
             self._check_task_order(order, first)
             if first:
                 self._initialize(X, n_outputs)
             self._check_penalty_step()
-        if len(order) == 1:
-            self._train_task(X, y, order[0])
-            return self
-        for task in order:
-            rows = task_id == task
-            self._train_task(X[rows], y[rows], task)
+            X = self._to_tensor(X)
+            y_all, y = y, self._to_tensor(y, dtype=self._target_dtype)
+            chunks = [(task_id == task, task) for task in order]
+        except BaseException:
+            self._reinstate(previous)
+            raise
+        for i, (rows, task) in enumerate(chunks):
+            index = None if len(order) == 1 else torch.as_tensor(rows).nonzero()[:, 0]
+            index = None if index is None else index.to(X.device)
+            try:
+                self._train_task(
+                    X if index is None else X[index],
+                    y if index is None else y[index],
+                    y_all if index is None else y_all[rows],
+                    task,
+                )
+            except BaseException:
+                if first and i == 0:
+                    self._reinstate(previous)
+                raise
         return self
+
+    def _reinstate(self, attributes):
+        with interrupts_deferred():
+            vars(self).clear()
+            vars(self).update(attributes)
 
     def _check_task_order(self, order, first):
         seen = [] if first else list(self.tasks_)
@@ -430,53 +335,53 @@ class _ContinualEstimator(BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._rng.randint(_MAX_SEED))
             net.initialize()
+        self.penalty_ = None
         penalties = [clone(p) for p in self._penalty_list()]
-        self.penalty_ = (
-            penalties
-            if isinstance(self.penalty, (list, tuple))
-            else (penalties[0] if penalties else None)
-        )
-        net.penalties_ = penalties
-        net.task_index_ = -1
-        net.output_mask_ = None
+        if penalties:
+            self.penalty_ = (
+                penalties if isinstance(self.penalty, (list, tuple)) else penalties[0]
+            )
         self.net_ = net
         self.tasks_ = []
         self.snapshots_ = []
         self.initial_snapshot_ = self._state_copy() if self.keep_snapshots else None
-        for penalty in penalties:
-            penalty.initialize(net)
+        self._built_with = self._frozen_params()
+        net.initialize_stream(penalties)
 
     def _net_kwargs(self):
         return {}
 
-    def _begin_task(self, task):
+    def _check_penalty_step(self):
         net = self.net_
-        k = len(self.tasks_)
-        self.tasks_.append(task)
-        net.task_index_ = k
-        if k > 0 and self.reset_optimizer:
-            net.initialize_optimizer()
-        lr = max(self.lr * self.lr_decay**k, self.min_lr)
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-        for penalty in net.penalties_:
-            penalty.begin_task(net)
+        if self.penalty_step == "implicit" and any(
+            isinstance(p, QuadraticPenalty) for p in net.penalties_
+        ):
+            check_implicit_optimizer(net.optimizer_)
 
-    def _train_task(self, X, y, task):
+    def _sync_penalties(self):
+        """Give the fitted penalties the hyper-parameters set since."""
+        for fitted, declared in zip(
+            self.net_.penalties_, self._penalty_list(), strict=True
+        ):
+            fitted.set_params(**declared.get_params(deep=False))
+
+    def _train_task(self, X, y, labels, task):
         """Train one chunk of one task; on any error, undo the whole chunk."""
-        saved = self._save_progress()
+        saved = capture(self)
         try:
-            self._train_task_unguarded(X, y, task)
+            self._train_task_unguarded(X, y, labels, task)
         except BaseException:
-            self._restore_progress(saved)
+            with interrupts_deferred():
+                restore(self, saved)
             raise
 
-    def _train_task_unguarded(self, X, y, task):
-        if not self.tasks_ or task != self.tasks_[-1]:
-            self._begin_task(task)
+    def _train_task_unguarded(self, X, y, labels, task):
         net = self.net_
-        net.output_mask_ = self._task_output_mask(task, y)
-        X, y = self._to_tensor(X), self._to_tensor(y, dtype=self._target_dtype)
+        self._sync_penalties()
+        if not self.tasks_ or task != self.tasks_[-1]:
+            self.tasks_.append(task)
+            net.begin_task(reset_optimizer=self.reset_optimizer)
+        k = len(self.tasks_) - 1
         seed = self._rng.randint(_MAX_SEED)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -485,8 +390,14 @@ class _ContinualEstimator(BaseEstimator):
                     X,
                     y,
                     epochs=self.max_epochs,
-                    generator=torch.Generator().manual_seed(seed),
+                    batch_size=self.batch_size,
+                    lr=max(self.lr * self.lr_decay**k, self.min_lr),
+                    momentum=None
+                    if "optimizer__momentum" in vars(self)
+                    else self.momentum,
                     penalty_step=self.penalty_step,
+                    output_mask=self._task_output_mask(task, labels),
+                    generator=torch.Generator().manual_seed(seed),
                 )
             except FloatingPointError as error:
                 advice = "a lower learning rate (lr)"
@@ -496,47 +407,8 @@ class _ContinualEstimator(BaseEstimator):
                     f"Training diverged in task {task!r}: {error} The estimator was "
                     f"restored to its state before this task's chunk; try {advice}."
                 ) from error
-            for penalty in net.penalties_:
-                penalty.consolidate(net, X, y)
-                _check_finite_state(penalty, task)
-        if self.keep_snapshots:
-            snapshot = self._state_copy()
-            if len(self.snapshots_) < len(self.tasks_):
-                self.snapshots_.append(snapshot)
-            else:
-                self.snapshots_[-1] = snapshot
-
-    def _save_progress(self):
-        """Copy what training a chunk changes, for :meth:`_restore_progress`."""
-        net = self.net_
-        return {
-            "attributes": dict(vars(self)),
-            "tasks": list(self.tasks_),
-            "snapshots": list(self.snapshots_),
-            "task_classes": copy.deepcopy(getattr(self, "task_classes_", None)),
-            "rng": self._rng.get_state(),
-            "module": copy.deepcopy(net.module_.state_dict()),
-            "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
-            "penalties": [copy.deepcopy(vars(p)) for p in net.penalties_],
-            "net": (net.task_index_, net.output_mask_, len(net.history_)),
-        }
-
-    def _restore_progress(self, saved):
-        net = self.net_
-        vars(self).clear()
-        vars(self).update(saved["attributes"])
-        self.tasks_[:] = saved["tasks"]
-        self.snapshots_[:] = saved["snapshots"]
-        if saved["task_classes"] is not None:
-            self.task_classes_ = saved["task_classes"]
-        self._rng.set_state(saved["rng"])
-        net.module_.load_state_dict(saved["module"])
-        net.optimizer_.load_state_dict(saved["optimizer"])
-        for penalty, state in zip(net.penalties_, saved["penalties"], strict=True):
-            vars(penalty).clear()
-            vars(penalty).update(state)
-        net.task_index_, net.output_mask_, n_epochs = saved["net"]
-        del net.history_[n_epochs:]
+            net.consolidate(X, y, task)
+        self._keep_snapshot()
 
     def _task_output_mask(self, task, y):
         return None
@@ -545,55 +417,6 @@ class _ContinualEstimator(BaseEstimator):
     def module_(self):
         """The trained network, ``net_.module_``."""
         return self.net_.module_
-
-    # ---------------------------------------------------------------- snapshots
-    def _state_copy(self):
-        return {
-            k: v.detach().to("cpu", copy=True)
-            for k, v in self.module_.state_dict().items()
-        }
-
-    @contextlib.contextmanager
-    def use_snapshot(self, index: int | str) -> Iterator[Self]:
-        """Temporarily give the network the parameters of a snapshot.
-
-        Inside the ``with`` block, predictions use the parameters the network
-        had at the end of task ``tasks_[index]`` (or at initialization for
-        ``index="initial"``); the current parameters come back on exit, also
-        after an error.
-
-        Parameters
-        ----------
-        index : int or "initial"
-            Position in ``tasks_`` (negative values count from the end), or
-            ``"initial"``.
-
-        Yields
-        ------
-        self
-        """
-        check_is_fitted(self)
-        if not self.keep_snapshots:
-            raise ValueError(
-                "No snapshots were kept: the estimator has keep_snapshots=False."
-            )
-        if isinstance(index, str) and index == "initial":
-            snapshot = self.initial_snapshot_
-        elif isinstance(index, numbers.Integral) and -len(
-            self.snapshots_
-        ) <= index < len(self.snapshots_):
-            snapshot = self.snapshots_[index]
-        else:
-            raise IndexError(
-                f"index must be 'initial' or an int in [-{len(self.snapshots_)}, "
-                f"{len(self.snapshots_)}), got {index!r}."
-            )
-        current = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
-        self.module_.load_state_dict(snapshot)
-        try:
-            yield self
-        finally:
-            self.module_.load_state_dict(current)
 
     # --------------------------------------------------------------- prediction
     def _forward(self, X, task_id=None):

@@ -8,9 +8,9 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets
 from typing_extensions import Self
 
-from ._base import _check_task_id, _ContinualEstimator
+from ._base import _ContinualEstimator
 from ._net import _ClassifierNet
-from ._tasks import task_order
+from ._tasks import check_task_id, task_order
 from .modules import MLP
 
 
@@ -258,7 +258,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
     def _predict_output_mask(self, task_id, n_samples):
         if not self.multi_head or task_id is None:
             return None
-        task_id = _check_task_id(task_id, n_samples)
+        task_id = check_task_id(task_id, n_samples)
         mask = torch.zeros(n_samples, len(self.classes_), dtype=torch.bool)
         for task in task_order(task_id):
             if task not in self.task_classes_:

@@ -7,6 +7,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
 from .penalties import Penalty, QuadraticPenalty
+from .penalties._base import _map_tensors
 from .penalties._implicit import ImplicitQuadraticStep
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
@@ -26,6 +27,17 @@ class _ContinualNetMixin:
     callbacks are dispatched only when some callback overrides them. Epoch-level
     callbacks and the history work as in skorch.
     """
+
+    # Everything a chunk of training changes, for skcl._state.
+    _training_state = (
+        "module_",
+        "optimizer_",
+        "history_",
+        "callbacks_",
+        "penalties_",
+        "task_index_",
+        "output_mask_",
+    )
 
     @property
     def _default_callbacks(self):
@@ -50,10 +62,46 @@ class _ContinualNetMixin:
             y_pred = y_pred.masked_fill(~self.output_mask_, float("-inf"))
         return y_pred
 
-    def train_chunk(self, X, y, *, epochs, generator, penalty_step="implicit"):
+    def initialize_stream(self, penalties):
+        """Start a stream with ``penalties``: no task yet."""
+        self.penalties_ = penalties
+        self.task_index_ = -1
+        self.output_mask_ = None
+        for penalty in penalties:
+            penalty.initialize(self)
+
+    def begin_task(self, *, reset_optimizer):
+        """Open the next task; the previous one, if any, has ended."""
+        self.task_index_ += 1
+        if self.task_index_ > 0 and reset_optimizer:
+            self.initialize_optimizer()
+        for penalty in self.penalties_:
+            penalty.begin_task(self)
+
+    def consolidate(self, X, y, task):
+        """Let the penalties learn from the chunk just trained; check their state."""
+        for penalty in self.penalties_:
+            penalty.consolidate(self, X, y)
+            _check_finite_state(penalty, task)
+
+    def train_chunk(
+        self,
+        X,
+        y,
+        *,
+        epochs,
+        batch_size,
+        lr,
+        momentum,
+        penalty_step,
+        output_mask,
+        generator,
+    ):
         """Train ``epochs`` epochs on the tensors ``X``, ``y`` of the current task.
 
-        The quadratic penalties are applied as an implicit step after the
+        Every optimizer group trains at ``lr`` (and ``momentum``, unless
+        None), ``output_mask`` masks the outputs (None for none). The
+        quadratic penalties are applied as an implicit step after the
         optimizer's (``penalty_step="implicit"``) or added to the gradient
         (``"explicit"``). The history records, per epoch, the mean task loss
         (``train_loss``) and, with penalties, their value at the end of the
@@ -61,11 +109,16 @@ class _ContinualNetMixin:
         leaves a non-finite loss or parameter, or the trained network gives
         non-finite outputs on the chunk's first batch.
         """
+        self.output_mask_ = output_mask
+        for group in self.optimizer_.param_groups:
+            group["lr"] = lr
+            if momentum is not None and "momentum" in group:
+                group["momentum"] = momentum
         implicit = self._implicit_step() if penalty_step == "implicit" else None
         self.notify("on_train_begin", X=X, y=y)
         for _ in range(epochs):
             self.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-            loss = self._train_epoch(X, y, generator, implicit)
+            loss = self._train_epoch(X, y, batch_size, generator, implicit)
             self.history.record("task", self.task_index_)
             self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
             self.history.record("train_loss", loss)
@@ -79,9 +132,7 @@ class _ContinualNetMixin:
                     "penalty", 0.0 if penalty is None else penalty.item()
                 )
             self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
-        self._check_finite_outputs(
-            X[: self.batch_size if self.batch_size > 0 else len(X)]
-        )
+        self._check_finite_outputs(X[:batch_size])
         self.notify("on_train_end", X=X, y=y)
 
     def _implicit_step(self):
@@ -121,9 +172,8 @@ class _ContinualNetMixin:
                 "the trained network's outputs on the chunk are not finite."
             )
 
-    def _train_epoch(self, X, y, generator, implicit):
+    def _train_epoch(self, X, y, batch_size, generator, implicit):
         n = len(X)
-        batch_size = n if self.batch_size in (None, -1) else self.batch_size
         order = torch.randperm(n, generator=generator).to(X.device)
         callbacks = [cb for _, cb in self.callbacks_]
         batch_hooks = any(
@@ -220,6 +270,26 @@ class _Batches:
             torch.index_select(self.X, 0, rows, out=Xb)
             torch.index_select(self.y, 0, rows, out=yb)
             yield Xb, yb
+
+
+def _check_finite_state(penalty, task):
+    """Raise FloatingPointError if a tensor of ``penalty``'s state is not finite."""
+    for name, value in vars(penalty).items():
+        tensors = []
+        _map_tensors(value, tensors.append)
+        if any(
+            isinstance(t, torch.Tensor)
+            and t.is_floating_point()
+            and not torch.isfinite(t).all()
+            for t in tensors
+        ):
+            raise FloatingPointError(
+                f"{type(penalty).__name__}'s {name.strip('_') or name} is not finite "
+                f"after training on task {task!r}: an input of extreme magnitude "
+                "(near the float32 limit) can make an importance overflow; rescale "
+                "the inputs. The estimator was restored to its state before this "
+                "task's chunk."
+            )
 
 
 def _sum_terms(penalties, net):

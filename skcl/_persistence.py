@@ -11,33 +11,25 @@ Python import or run code of its choosing.
 """
 
 import copy
-import hashlib
 import importlib
 import inspect
-import json
-import os
-import secrets
 import warnings
-from pathlib import Path
 
 import numpy as np
-import safetensors
-import safetensors.torch
 import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
 from ._base import _VIRTUAL_PREFIXES, _ContinualEstimator
+from ._file_format import Decoder, Encoder, read, write
+from ._file_format import FormatError as _FormatError
+from ._file_format import qualified_name as _qualified_name
 from .penalties import Penalty
 from .penalties._base import _map_tensors
 
 FORMAT = "skcl"
 FORMAT_VERSION = 1
 _NAMESPACES = ("skcl", "skcl.modules", "skcl.penalties", "skcl.callbacks")
-
-
-class _FormatError(ValueError):
-    """The file's content is not a valid skcl model."""
 
 
 def _default_classes():
@@ -57,10 +49,6 @@ def _default_classes():
             if isinstance(obj, type) and issubclass(obj, base):
                 classes.setdefault(f"{package.__name__}.{name}", obj)
     return classes
-
-
-def _qualified_name(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _init_params(obj, path):
@@ -87,251 +75,67 @@ def _state(obj, path):
     return {k: v for k, v in vars(obj).items() if k not in params}
 
 
-class _Encoder:
-    """Turns Python values into a JSON tree; tensors go into ``self.tensors``.
+class _Encoder(Encoder):
+    """Also stores modules, as their state dicts, where ``modules=True``."""
 
-    Every JSON object of the tree has a single key naming its kind, so that
-    decoding never guesses. A tensor (or numeric array) referenced several
-    times is stored once, and decoding gives back one shared object.
-    """
+    _modules = False
 
-    def __init__(self, class_names):
-        self.class_names = class_names
-        self.tensors = {}
-        self._seen = {}
-
-    def _store(self, value, path):
-        if id(value) not in self._seen:
-            while path in self.tensors:  # a dict key holding "/" could clash
-                path += "'"
-            if isinstance(value, np.ndarray):
-                tensor = torch.from_numpy(
-                    np.array(value, dtype=value.dtype.newbyteorder("="), order="C")
-                )
-            else:
-                tensor = value.detach().to("cpu", copy=True).contiguous()
-            self.tensors[path] = tensor
-            self._seen[id(value)] = (value, path)  # keeps the id from being reused
-        return self._seen[id(value)][1]
-
-    def class_name(self, cls):
-        return self.class_names.get(cls) or _qualified_name(cls)
-
-    def encode(self, value, path, *, modules=False):
-        def sub(item, key):
-            return self.encode(item, f"{path}/{key}", modules=modules)
-
-        if value is None or type(value) in (bool, int, float, str):
-            return value
-        if isinstance(value, np.generic) and value.dtype.kind in "biufU":
-            return {"scalar": [value.dtype.str, value.item()]}
-        if isinstance(value, torch.Tensor):
-            return {"tensor": self._store(value, path)}
-        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-            return {"ndarray": self._store(value, path)}
-        if isinstance(value, np.ndarray) and value.dtype.kind in "UO":
-            values = [sub(v, i) for i, v in enumerate(value.ravel().tolist())]
-            return {"array": [value.dtype.str, list(value.shape), values]}
-        if isinstance(value, list):
-            return [sub(v, i) for i, v in enumerate(value)]
-        if isinstance(value, tuple):
-            return {"tuple": [sub(v, i) for i, v in enumerate(value)]}
-        if isinstance(value, dict):
-            if all(type(k) is str for k in value):
-                return {"dict": {k: sub(v, k) for k, v in value.items()}}
-            return {
-                "items": [
-                    [sub(k, "key"), sub(v, i)] for i, (k, v) in enumerate(value.items())
-                ]
-            }
-        if isinstance(value, type):
-            return {"type": self.class_name(value)}
-        if isinstance(value, torch.device):
-            return {"device": str(value)}
-        if isinstance(value, torch.dtype):
-            return {"dtype": str(value).removeprefix("torch.")}
-        if isinstance(value, np.random.RandomState):
-            name, keys, pos, has_gauss, cached = value.get_state()
-            return {"RandomState": [name, keys.tolist(), pos, has_gauss, cached]}
-        if isinstance(value, (Penalty, Callback)):
-            params = {k: sub(v, k) for k, v in _init_params(value, path).items()}
-            return {"object": [self.class_name(type(value)), {"dict": params}]}
-        if isinstance(value, torch.nn.Module) and modules:
-            return {"module": sub(value.state_dict(keep_vars=True), "state")}
-        raise TypeError(
-            f"Cannot store {path}: values of type {type(value).__name__} are not "
-            "supported by skcl's safe format (it stores numbers, strings, tensors, "
-            "arrays, lists, tuples, dicts, classes, penalties and callbacks). Use "
-            "pickle or joblib for such an estimator."
-        )
+    def encode(self, value, path, *, modules=None):
+        if modules is not None:
+            previous, self._modules = self._modules, modules
+            try:
+                return self.encode(value, path)
+            finally:
+                self._modules = previous
+        if self._modules and isinstance(value, torch.nn.Module):
+            state = value.state_dict(keep_vars=True)
+            return {"module": self.encode(state, f"{path}/state")}
+        return super().encode(value, path)
 
 
-class _Decoder:
-    """Turns a JSON tree from :class:`_Encoder` back into Python values."""
+class _Decoder(Decoder):
+    """Also loads stored modules into the live ones of ``current``."""
 
-    def __init__(self, tensors, classes):
-        self.tensors = tensors
-        self.classes = classes
-        self._arrays = {}
-
-    def resolve(self, name, path):
-        if not isinstance(name, str) or name not in self.classes:
-            short = str(name).rpartition(".")[2]
-            raise _FormatError(
-                f"{path} names the class {name!r}, which is not one of skcl's, "
-                "torch.optim's or torch.nn's classes; a file never makes skcl "
-                "import code. If you trust this file, pass the class itself: "
-                f"skcl.load(path, modules=[{short}])."
-            )
-        return self.classes[name]
-
-    def _tensor(self, name, path):
-        if name not in self.tensors:
-            raise _FormatError(
-                f"{path} refers to a tensor {name!r} missing from the file."
-            )
-        return self.tensors[name]
+    def __init__(self, tensors, classes, object_bases=()):
+        super().__init__(tensors, classes, object_bases)
+        self._live = {}
 
     def decode(self, tree, path, current=None):
-        """Decode ``tree``; ``current`` is the live value at the same place.
-
-        Modules held in a penalty's or callback's state are not built from the
-        file: their state is loaded into the module ``current`` holds there.
-        """
-
-        def sub(item, key, live=None):
-            return self.decode(item, f"{path}/{key}", live)
-
-        def at(container, key):
+        if current is not None:
+            self._live = dict(_live_modules(current, path))
             try:
-                return container[key]
-            except (KeyError, IndexError, TypeError):
-                return None
-
-        if tree is None or type(tree) in (bool, int, float, str):
-            return tree
-        if isinstance(tree, list):
-            return [sub(v, i, at(current, i)) for i, v in enumerate(tree)]
-        if not (isinstance(tree, dict) and len(tree) == 1):
-            raise _FormatError(f"{path}: unexpected entry {tree!r}.")
-        ((kind, value),) = tree.items()
-        if kind == "tensor":
-            return self._tensor(value, path)
-        if kind == "ndarray":
-            if value not in self._arrays:
-                self._arrays[value] = self._tensor(value, path).numpy()
-            return self._arrays[value]
-        if kind == "scalar":
-            dtype, item = value
-            return np.array(item, dtype=_numpy_dtype(dtype, "biufU", path))[()]
-        if kind == "array":
-            dtype, shape, values = value
-            array = np.empty(len(values), dtype=_numpy_dtype(dtype, "UO", path))
-            array[:] = [sub(v, i) for i, v in enumerate(values)]
-            return array.reshape(shape)
-        if kind == "tuple":
-            return tuple(sub(v, i, at(current, i)) for i, v in enumerate(value))
-        if kind == "dict":
-            return {k: sub(v, k, at(current, k)) for k, v in value.items()}
-        if kind == "items":
-            return {sub(k, "key"): sub(v, i) for i, (k, v) in enumerate(value)}
-        if kind == "type":
-            return self.resolve(value, path)
-        if kind == "device":
-            return torch.device(value)
-        if kind == "dtype":
-            dtype = getattr(torch, value, None)
-            if not isinstance(dtype, torch.dtype):
-                raise _FormatError(f"{path}: unknown torch dtype {value!r}.")
-            return dtype
-        if kind == "RandomState":
-            name, keys, pos, has_gauss, cached = value
-            rng = np.random.RandomState()
-            rng.set_state(
-                (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
-            )
-            return rng
-        if kind == "object":
-            name, params = value
-            cls = self.resolve(name, path)
-            if not issubclass(cls, (Penalty, Callback)):
-                raise _FormatError(f"{path}: {name} is not a penalty or a callback.")
-            return cls(**sub(params, "params"))
-        if kind == "module":
-            if not isinstance(current, torch.nn.Module):
+                return self.decode(tree, path)
+            finally:
+                self._live = {}
+        if isinstance(tree, dict) and tree.keys() == {"module"}:
+            module = self._live.get(path)
+            if not isinstance(module, torch.nn.Module):
                 raise _FormatError(
                     f"{path} holds a module that initialize(net) did not rebuild."
                 )
-            current.load_state_dict(sub(value, "state"))
-            return current
-        raise _FormatError(f"{path}: unknown entry kind {kind!r}.")
+            module.load_state_dict(self.decode(tree["module"], f"{path}/state"))
+            return module
+        return super().decode(tree, path)
 
 
-def _numpy_dtype(name, kinds, path):
-    dtype = np.dtype(name)
-    if dtype.kind not in kinds:
-        raise _FormatError(f"{path}: unexpected array dtype {name!r}.")
-    return dtype
-
-
-def _digest(state, tensors):
-    digest = hashlib.sha256(state.encode())
-    for name in sorted(tensors):
-        tensor = tensors[name]
-        digest.update(f"\0{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
+def _live_modules(value, path):
+    """Yield the modules in nested lists, tuples and dicts, with their paths."""
+    if isinstance(value, torch.nn.Module):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _live_modules(item, f"{path}/{i}")
+    elif isinstance(value, dict) and all(type(k) is str for k in value):
+        for key, item in value.items():
+            yield from _live_modules(item, f"{path}/{key}")
 
 
 def _write(path, doc, tensors):
-    """Write ``doc`` (JSON-able) and ``tensors`` atomically to ``path``."""
-    state = json.dumps(doc)
-    metadata = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "sha256": _digest(state, tensors),
-        "state": state,
-    }
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(safetensors.torch.save(tensors, metadata=metadata))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write(path, doc, tensors, format_name=FORMAT, version=FORMAT_VERSION)
 
 
 def _read(path):
-    """Return the JSON document and the tensors of a file, checked."""
-    data = Path(path).read_bytes()
-    try:
-        tensors = safetensors.torch.load(data)
-        size = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
-    except (safetensors.SafetensorError, ValueError) as error:
-        raise ValueError(
-            f"{path} is not a valid skcl model file (truncated, or not a "
-            f"safetensors file): {error}"
-        ) from error
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} is a safetensors file but not an skcl model file.")
-    version = metadata.get("format_version")
-    if version != str(FORMAT_VERSION):
-        raise ValueError(
-            f"{path} has skcl format version {version!r}; this version of skcl "
-            f"reads format version {FORMAT_VERSION} only."
-        )
-    state = metadata.get("state", "")
-    if metadata.get("sha256") != _digest(state, tensors):
-        raise ValueError(
-            f"{path} does not match its checksum: the file is corrupted or was "
-            "modified after it was saved."
-        )
-    try:
-        return json.loads(state), tensors
-    except ValueError as error:
-        raise ValueError(f"{path} holds invalid JSON: {error}") from error
+    return read(path, format_name=FORMAT, version=FORMAT_VERSION)
 
 
 def _user_callbacks(net):
@@ -392,7 +196,10 @@ def save(estimator, path):
             "save stores skcl's continual estimators, got "
             f"{type(estimator).__name__}; use pickle or joblib for other objects."
         )
-    encoder = _Encoder({cls: name for name, cls in _default_classes().items()})
+    encoder = _Encoder(
+        {cls: name for name, cls in _default_classes().items()},
+        object_bases=(Penalty, Callback),
+    )
     params = estimator.get_params(deep=False)
     doc = {
         "skcl_version": _skcl_version(),
@@ -484,7 +291,7 @@ def load(path, *, modules=(), device=None):
             raise TypeError(f"modules must hold classes, got {cls!r}.")
         classes[_qualified_name(cls)] = cls
     doc, tensors = _read(path)
-    decoder = _Decoder(tensors, classes)
+    decoder = _Decoder(tensors, classes, object_bases=(Penalty, Callback))
     try:
         return _rebuild(doc, decoder, device)
     except (

@@ -13,7 +13,11 @@ from skcl.penalties import EWC, MAS, SI
 
 
 class InterruptAt(Callback):
-    """Raises KeyboardInterrupt at the given training batch of the given task."""
+    """Raises KeyboardInterrupt at the given training batch of the given task,
+    once: a rolled-back chunk also rolls back ``count``, so the one-shot flag
+    lives on the class."""
+
+    fired = False
 
     def __init__(self, task_index, batch):
         self.task_index = task_index
@@ -26,8 +30,14 @@ class InterruptAt(Callback):
     def on_batch_end(self, net, **kwargs):
         if net.task_index_ == self.task_index:
             self.count += 1
-            if self.count == self.batch:
+            if self.count == self.batch and not type(self).fired:
+                type(self).fired = True
                 raise KeyboardInterrupt
+
+
+@pytest.fixture(autouse=True)
+def _rearmed():
+    InterruptAt.fired = False
 
 
 def make(callbacks=None):

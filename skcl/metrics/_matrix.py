@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from .._tasks import task_order
+from .._tasks import check_task_id, task_order
 
 _TASK_METHODS = frozenset(
     {"predict", "predict_proba", "predict_log_proba", "decision_function", "score"}
@@ -59,12 +59,12 @@ def _score_snapshots(
             "scoring must be None, the name of a scikit-learn scorer or a callable "
             f"scorer(estimator, X, y) returning one number, got {scoring!r}."
         )
-    task_id = np.asarray(task_id)
-    if task_id.ndim != 1:
+    if np.ndim(task_id) != 1:
         raise ValueError(
-            f"task_id must be a 1-D array of task ids, got shape {task_id.shape}."
+            f"task_id must be a 1-D array of task ids, got shape {np.shape(task_id)}."
         )
     check_consistent_length(X, y, task_id)
+    task_id = check_task_id(task_id, len(task_id))
     trained = list(estimator.tasks_)
     if not trained:
         raise ValueError("The estimator has not trained any task yet.")

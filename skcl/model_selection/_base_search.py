@@ -1,38 +1,33 @@
-"""Machinery shared by RegimeSearchCV and RandomizedRegimeSearchCV."""
+"""Machinery shared by RegimeSearchCV and RandomizedRegimeSearchCV.
+
+They run on scikit-learn's own ``BaseSearchCV.fit``, with what they add injected
+where scikit-learn lets a subclass in: ``fit`` (metadata routing of ``task_id``),
+``_get_scorers`` (the continual scorers), ``_run_search`` (each candidate's
+device and torch threads, applied by :class:`_SearchedEstimator`) and
+``_format_results`` (per-candidate failure warnings).
+"""
 
 import contextlib
 import inspect
 import numbers
-import time
+import types
 import warnings
-from collections import defaultdict
 
 import torch
-from joblib import cpu_count, effective_n_jobs
+from joblib import cpu_count, effective_n_jobs, parallel_config
 from sklearn import config_context
-from sklearn.base import _fit_context, clone, is_classifier
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import get_scorer, get_scorer_names
 from sklearn.metrics._scorer import _MultimetricScorer
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.model_selection._validation import (
-    _fit_and_score,
-    _insert_error_scores,
-    _warn_or_raise_about_fit_failures,
-)
-from sklearn.utils import indexable
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metadata_routing import MetadataRequest
-from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import (
-    _check_method_params,
-    _num_samples,
-    check_is_fitted,
-)
-from tqdm.auto import tqdm
+from sklearn.utils.metadata_routing import MetadataRequest, get_routing_for_object
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._base import _check_task_id
+from .._tasks import check_task_id
 from ..metrics import get_continual_scorer, get_continual_scorer_names
 from ._task_kfold import TaskKFold
 
@@ -42,6 +37,8 @@ _DEFAULT_SCORING = (
     "backward_transfer",
     "learning_accuracy",
 )
+# The parameters that the search adds to every candidate (see _SearchedEstimator).
+_DEVICE, _N_THREADS = "skcl_device", "skcl_n_threads"
 
 
 def _resolve_scorer(scoring):
@@ -61,64 +58,18 @@ def _resolve_scorer(scoring):
     )
 
 
-class _TaskScorer:
-    """Give a scorer the task ids of the samples it scores, if it takes them.
-
-    Scorers with a ``task_id`` parameter (the continual scorers) get them;
-    others, e.g. scikit-learn's, are called as ``scorer(estimator, X, y)``.
-    """
-
-    def __init__(self, scorer):
-        self.scorer = scorer
-        self._takes_task_id = "task_id" in inspect.signature(scorer).parameters
-
-    def __call__(self, estimator, X, y=None, *, task_id=None):
-        if self._takes_task_id:
-            return self.scorer(estimator, X, y, task_id=task_id)
-        return self.scorer(estimator, X, y)
-
-    def __repr__(self):
-        return repr(self.scorer)
-
-    def get_metadata_routing(self):
-        request = MetadataRequest(owner=self)
-        request.score.add_request(param="task_id", alias=True)
-        return request
-
-
-class _ProgressParallel(Parallel):
-    """scikit-learn's ``Parallel`` with a tqdm progress bar over its tasks."""
-
-    def __init__(self, *, progress, **kwargs):
-        super().__init__(**kwargs)
-        self.progress = progress
-
-    def __call__(self, iterable):
-        iterable = list(iterable)
-        with tqdm(
-            total=len(iterable), disable=not self.progress, unit="fit"
-        ) as self._bar:
-            return super().__call__(iterable)
-
-    def print_progress(self):
-        self._bar.update(self.n_completed_tasks - self._bar.n)
-
-
 @contextlib.contextmanager
 def _torch_threads(n_threads):
-    """Run the block with ``n_threads`` torch threads, then restore the number."""
+    """Run the block with ``n_threads`` torch threads (if not None), then restore."""
+    if n_threads is None:
+        yield
+        return
     previous = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _fit_and_score_with_threads(estimator, X, y, *, n_threads, **kwargs):
-    """scikit-learn's ``_fit_and_score`` with a bounded number of torch threads."""
-    with _torch_threads(n_threads):
-        return _fit_and_score(estimator, X, y, **kwargs)
 
 
 def _device_params(estimator):
@@ -137,15 +88,85 @@ def _on_device(estimator, device):
     return estimator.set_params(**dict.fromkeys(_device_params(estimator), device))
 
 
+class _SearchedEstimator(BaseEstimator):
+    """The searched estimator, fitted on a device with a bounded number of threads.
+
+    ``BaseSearchCV.fit`` clones the search's ``estimator``, sets a candidate's
+    parameters on the clone and fits and scores it in a joblib worker: only the
+    estimator's own methods run there around the fit. So, while a search fits,
+    its ``estimator`` is this thin wrapper. ``set_params`` passes the candidate's
+    parameters on, except ``skcl_device`` and ``skcl_n_threads``, which the
+    search adds to every candidate; ``fit`` sets the wrapped estimator's device
+    parameters and fits it with that many torch threads, restored afterwards;
+    :class:`_TaskScorer` scores it with as many. joblib's and threadpoolctl's
+    thread limits would not do: the sequential and Dask backends set none, and
+    torch's thread count is its own (``torch.set_num_threads``).
+    """
+
+    def __init__(self, estimator, skcl_device=None, skcl_n_threads=None):
+        self.estimator = estimator
+        self.skcl_device = skcl_device
+        self.skcl_n_threads = skcl_n_threads
+
+    def set_params(self, **params):
+        for name in (_DEVICE, _N_THREADS):
+            if name in params:
+                setattr(self, name, params.pop(name))
+        if params:
+            self.estimator.set_params(**params)
+        return self
+
+    def fit(self, X, y=None, **params):
+        args = (X,) if y is None else (X, y)
+        with _torch_threads(self.skcl_n_threads):
+            _on_device(self.estimator, self.skcl_device).fit(*args, **params)
+        return self
+
+    def get_metadata_routing(self):
+        return get_routing_for_object(self.estimator)
+
+    def __sklearn_tags__(self):
+        return get_tags(self.estimator)
+
+
+class _TaskScorer:
+    """Give a scorer the task ids of the samples it scores, if it takes them.
+
+    Scorers with a ``task_id`` parameter (the continual scorers) get them;
+    others, e.g. scikit-learn's, are called as ``scorer(estimator, X, y)``. A
+    candidate of the search is scored with its number of torch threads.
+    """
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+        self._takes_task_id = "task_id" in inspect.signature(scorer).parameters
+
+    def __call__(self, estimator, X, y=None, *, task_id=None):
+        if isinstance(estimator, _SearchedEstimator):
+            with _torch_threads(estimator.skcl_n_threads):
+                return self(estimator.estimator, X, y, task_id=task_id)
+        if self._takes_task_id:
+            return self.scorer(estimator, X, y, task_id=task_id)
+        return self.scorer(estimator, X, y)
+
+    def __repr__(self):
+        return repr(self.scorer)
+
+    def get_metadata_routing(self):
+        request = MetadataRequest(owner=self)
+        request.score.add_request(param="task_id", alias=True)
+        return request
+
+
 class _BaseRegimeSearch(BaseSearchCV):
     """Cross-validated search of training regimes, scored on the continual protocol.
 
-    Subclasses define ``__init__`` and ``_run_search``, as scikit-learn's
-    searches do.
+    Subclasses also derive from :class:`~sklearn.model_selection.GridSearchCV`
+    or :class:`~sklearn.model_selection.RandomizedSearchCV`, whose
+    ``_run_search`` gives the candidates.
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012
-        **BaseSearchCV._parameter_constraints,
         "scoring": [str, callable, list, tuple, dict, None],
         "devices": [StrOptions({"auto"}), list, tuple, None],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -179,11 +200,13 @@ class _BaseRegimeSearch(BaseSearchCV):
         """Return the devices to assign candidates to, or None."""
         if self.devices is None:
             return None
-        if isinstance(self.devices, str):
+        if self.devices == "auto":
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             devices = [f"cuda:{i}" for i in range(count)] or ["cpu"]
-        elif self.devices and all(
-            isinstance(device, (str, torch.device)) for device in self.devices
+        elif (
+            isinstance(self.devices, (list, tuple))
+            and self.devices
+            and all(isinstance(device, (str, torch.device)) for device in self.devices)
         ):
             devices = [str(device) for device in self.devices]
         else:
@@ -197,29 +220,16 @@ class _BaseRegimeSearch(BaseSearchCV):
             )
         return devices
 
-    def _threads_per_job(self, n_fits):
-        """Torch threads of each fit: the CPUs divided among the concurrent fits."""
-        if self.n_threads is not None:
-            return self.n_threads
-        n_workers = max(1, min(effective_n_jobs(self.n_jobs), n_fits))
-        return max(1, min(torch.get_num_threads(), cpu_count() // n_workers))
-
-    def _split_params(self, cv, task_id, groups):
-        params = {} if groups is None else {"groups": groups}
-        if "task_id" in inspect.signature(cv.split).parameters:
-            params["task_id"] = task_id
-        return params
-
-    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, *, task_id=None, groups=None, **params):
         """Run the search: fit and score every candidate on every fold.
 
         Each candidate trains on the whole stream of every training fold (all
         the tasks, in order) and is scored on the test fold; the scorers that
         take task ids (the continual scorers) get those of the test fold.
-        Metadata routing is enabled for the duration of the call, so that
-        ``task_id`` reaches the continual estimator inside a meta-estimator
-        such as a :class:`~sklearn.pipeline.Pipeline`.
+        This is scikit-learn's ``BaseSearchCV.fit``, run with metadata routing
+        enabled, so that ``task_id`` reaches the estimator (also inside a
+        meta-estimator such as a :class:`~sklearn.pipeline.Pipeline`), the
+        task-aware splitters and the continual scorers.
 
         Parameters
         ----------
@@ -230,146 +240,127 @@ class _BaseRegimeSearch(BaseSearchCV):
         task_id : array-like of shape (n_samples,), int or str, default=None
             The task of each sample. None means a single task.
         groups : array-like of shape (n_samples,), default=None
-            Group labels for a ``cv`` splitter that takes them. The task-aware
+            Group labels for a ``cv`` splitter that requests them (such as
+            :class:`~sklearn.model_selection.GroupKFold`). The task-aware
             splitters get ``task_id`` and need no groups.
         **params : dict
-            Further parameters of the estimator's ``fit``.
+            Further parameters of the estimator's ``fit``, routed to it when it
+            requests them.
 
         Returns
         -------
         self : object
             The fitted search.
         """
-        devices = self._check_devices()
-        scorers, refit_metric = self._get_scorers()
-        X, y = indexable(X, y)
-        task_id = _check_task_id(task_id, _num_samples(X))
-        fit_params = {**_check_method_params(X, params), "task_id": task_id}
-        if self.cv is None or isinstance(self.cv, numbers.Integral):
-            self._checked_cv_orig = TaskKFold(5 if self.cv is None else self.cv)
-        else:
-            self._checked_cv_orig = check_cv(
-                self.cv, y, classifier=is_classifier(self.estimator)
-            )
-        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y, groups)
-        base_estimator = clone(self.estimator)
-        parallel = _ProgressParallel(
-            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, progress=self.verbose
+        params = {"task_id": check_task_id(task_id, _num_samples(X)), **params}
+        if groups is not None:
+            params["groups"] = groups
+        # BaseSearchCV.fit builds its joblib Parallel itself, so the only
+        # progress report that can reach it is joblib's own (its verbose
+        # setting): a tqdm bar would need a hook at each fit's end in the main
+        # process, which only a fork of fit has.
+        progress = (
+            parallel_config(verbose=min(9 + self.verbose, 49))
+            if self.verbose
+            else contextlib.nullcontext()
         )
-        fit_and_score_kwargs = dict(
-            scorer=scorers,
-            fit_params=fit_params,
-            score_params={"task_id": task_id},
-            return_train_score=self.return_train_score,
-            return_n_test_samples=True,
-            return_times=True,
-            return_parameters=False,
-            error_score=self.error_score,
-            verbose=max(self.verbose - 1, 0),
+        with config_context(enable_metadata_routing=True), progress:
+            with self._searching(X, y, groups):
+                super().fit(X, y, **params)
+        if isinstance(getattr(self, "best_estimator_", None), _SearchedEstimator):
+            self.best_estimator_ = self.best_estimator_.estimator
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        self.scorer_ = (
+            {name: scorer.scorer for name, scorer in self.scorer_.items()}
+            if isinstance(self.scorer_, dict)
+            else self.scorer_.scorer
         )
-        all_candidate_params, all_out = [], []
-        all_more_results = defaultdict(list)
-        results = {}
+        return self
 
-        def evaluate_candidates(candidate_params, cv=None, more_results=None):
-            nonlocal results
-            cv = cv or self._checked_cv_orig
+    @contextlib.contextmanager
+    def _searching(self, X, y, groups):
+        """Make ``estimator`` and ``cv`` what scikit-learn's fit is to use.
+
+        ``estimator`` becomes the :class:`_SearchedEstimator` around it, on
+        ``devices[0]`` for the refit; ``cv`` the splitter (a
+        :class:`TaskKFold` for None or an int). Both are restored on exit.
+        """
+        estimator, cv = self.estimator, self.cv
+        devices = self._check_devices()
+        checked_cv = check_cv(
+            TaskKFold(5 if cv is None else cv)
+            if cv is None or isinstance(cv, numbers.Integral)
+            else cv,
+            y,
+            classifier=is_classifier(estimator),
+        )
+        self._search_state = types.SimpleNamespace(
+            devices=devices,
+            device_params=_device_params(estimator) if devices else [],
+            n_splits=checked_cv.get_n_splits(X, y, groups),
+            n_candidates=0,
+            n_reported=0,
+        )
+        self.estimator = _SearchedEstimator(
+            estimator, skcl_device=devices[0] if devices else None
+        )
+        self.cv = checked_cv
+        try:
+            yield
+        finally:
+            self.estimator, self.cv = estimator, cv
+            del self._search_state
+
+    def _threads_per_fit(self, n_fits):
+        """Torch threads of each fit: the CPUs divided among the concurrent fits."""
+        if self.n_threads is not None:
+            return self.n_threads
+        n_workers = max(1, min(effective_n_jobs(self.n_jobs), n_fits))
+        return max(1, min(torch.get_num_threads(), cpu_count() // n_workers))
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        """Search the parent's candidates, each with its device and thread count.
+
+        scikit-learn >= 1.9 passes its callback context (it looks for the
+        ``callback_ctx`` parameter); it goes on to the parent's ``_run_search``
+        and from there, untouched, to ``evaluate_candidates``.
+        """
+        state = self._search_state
+
+        def evaluate(candidate_params, cv=None, more_results=None, **kwargs):
             candidate_params = list(candidate_params)
-            if devices is not None and any(
-                name in _device_params(self.estimator)
-                for params in candidate_params
-                for name in params
-            ):
+            if any(name in state.device_params for p in candidate_params for name in p):
                 raise ValueError(
                     "devices cannot be combined with a search over the device."
                 )
-            splits = list(cv.split(X, y, **self._split_params(cv, task_id, groups)))
-            if len(splits) != self.n_splits_:
-                raise ValueError(
-                    "cv.split and cv.get_n_splits return inconsistent results: "
-                    f"expected {self.n_splits_} splits, got {len(splits)}."
-                )
-            n_candidates, n_splits = len(candidate_params), len(splits)
-            start = len(all_candidate_params)
-            assigned = [
-                None if devices is None else devices[(start + i) % len(devices)]
-                for i in range(n_candidates)
+            n_threads = self._threads_per_fit(len(candidate_params) * state.n_splits)
+            candidate_params = [
+                {**params, _N_THREADS: n_threads} for params in candidate_params
             ]
-            n_threads = self._threads_per_job(n_candidates * n_splits)
-            # Fold-major order, so that the fits running at once are different
-            # candidates, on different devices.
-            jobs = [(c, s) for s in range(n_splits) for c in range(n_candidates)]
-            out = parallel(
-                delayed(_fit_and_score_with_threads)(
-                    _on_device(clone(base_estimator), assigned[c]),
-                    X,
-                    y,
-                    train=splits[s][0],
-                    test=splits[s][1],
-                    parameters=candidate_params[c],
-                    split_progress=(s, n_splits),
-                    candidate_progress=(c, n_candidates),
-                    n_threads=n_threads,
-                    **fit_and_score_kwargs,
-                )
-                for c, s in jobs
+            if state.devices:
+                more_results = dict(more_results or {}, device=[])
+                for i, params in enumerate(candidate_params, state.n_candidates):
+                    params[_DEVICE] = state.devices[i % len(state.devices)]
+                    more_results["device"].append(params[_DEVICE])
+            state.n_candidates += len(candidate_params)
+            return evaluate_candidates(
+                candidate_params, cv=cv, more_results=more_results, **kwargs
             )
-            by_job = dict(zip(jobs, out, strict=True))
-            out = [by_job[c, s] for c in range(n_candidates) for s in range(n_splits)]
-            self._warn_about_failed_candidates(candidate_params, out, n_splits)
-            _warn_or_raise_about_fit_failures(out, self.error_score)
-            if callable(self.scoring):
-                _insert_error_scores(out, self.error_score)
-            all_candidate_params.extend(candidate_params)
-            all_out.extend(out)
-            if devices is not None:
-                all_more_results["device"].extend(assigned)
-            for key, value in (more_results or {}).items():
-                all_more_results[key].extend(value)
-            results = self._format_results(
-                all_candidate_params, n_splits, all_out, all_more_results
-            )
-            return results
 
-        with config_context(enable_metadata_routing=True):
-            with parallel:
-                self._run_search(evaluate_candidates)
-            self.multimetric_ = isinstance(all_out[0]["test_scores"], dict)
-            if callable(self.scoring) and self.multimetric_:
-                self._check_refit_for_multimetric(all_out[0]["test_scores"])
-                refit_metric = self.refit
-            if self.refit or not self.multimetric_:
-                self.best_index_ = self._select_best_index(
-                    self.refit, refit_metric, results
-                )
-                if not callable(self.refit):
-                    self.best_score_ = results[f"mean_test_{refit_metric}"][
-                        self.best_index_
-                    ]
-                self.best_params_ = results["params"][self.best_index_]
-            if self.refit:
-                self.best_estimator_ = _on_device(
-                    clone(base_estimator).set_params(
-                        **clone(self.best_params_, safe=False)
-                    ),
-                    devices[0] if devices else None,
-                )
-                start = time.time()
-                args = (X,) if y is None else (X, y)
-                self.best_estimator_.fit(*args, **fit_params)
-                self.refit_time_ = time.time() - start
-                if hasattr(self.best_estimator_, "feature_names_in_"):
-                    self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.scorer_ = (
-            {name: s.scorer for name, s in scorers._scorers.items()}
-            if isinstance(scorers, _MultimetricScorer)
-            else scorers.scorer
-        )
-        self.cv_results_ = results
-        return self
+        kwargs = {} if callback_ctx is None else {"callback_ctx": callback_ctx}
+        super()._run_search(evaluate, **kwargs)
 
-    def _warn_about_failed_candidates(self, candidate_params, out, n_splits):
-        for i, params in enumerate(candidate_params):
+    def _format_results(self, candidate_params, n_splits, out, more_results=None):
+        # scikit-learn's evaluate_candidates calls this with all the candidates
+        # and fits so far: the only place where the fits' errors reach a
+        # subclass, to warn about each failed candidate with the reason.
+        candidate_params = [
+            {k: v for k, v in params.items() if k not in (_DEVICE, _N_THREADS)}
+            for params in candidate_params
+        ]
+        state = self._search_state
+        for i in range(state.n_reported, len(candidate_params)):
             errors = [
                 result["fit_error"]
                 for result in out[i * n_splits : (i + 1) * n_splits]
@@ -378,11 +369,14 @@ class _BaseRegimeSearch(BaseSearchCV):
             if errors:
                 reason = errors[-1].strip().splitlines()[-1]
                 warnings.warn(
-                    f"The candidate {params} failed on {len(errors)} of {n_splits} "
-                    f"folds and is scored error_score={self.error_score}: {reason}",
+                    f"The candidate {candidate_params[i]} failed on {len(errors)} of "
+                    f"{n_splits} folds and is scored error_score={self.error_score}: "
+                    f"{reason}",
                     FitFailedWarning,
-                    stacklevel=4,
+                    stacklevel=2,
                 )
+        state.n_reported = len(candidate_params)
+        return super()._format_results(candidate_params, n_splits, out, more_results)
 
     def score(self, X, y=None, *, task_id=None):
         """Score the refitted best estimator on held-out data.
@@ -410,5 +404,5 @@ class _BaseRegimeSearch(BaseSearchCV):
                 "is only available after refitting on the best parameters."
             )
         scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
-        task_id = _check_task_id(task_id, _num_samples(X))
+        task_id = check_task_id(task_id, _num_samples(X))
         return _TaskScorer(scorer)(self.best_estimator_, X, y, task_id=task_id)

@@ -1,21 +1,19 @@
-import numbers
-
 import numpy as np
-from sklearn.model_selection import ParameterSampler
-from sklearn.utils._param_validation import Interval
+from sklearn.model_selection import RandomizedSearchCV
 
 from ._base_search import _BaseRegimeSearch
 
 
-class RandomizedRegimeSearchCV(_BaseRegimeSearch):
+class RandomizedRegimeSearchCV(_BaseRegimeSearch, RandomizedSearchCV):
     """Randomized search of training regimes, scored on the continual protocol.
 
     The :class:`~sklearn.model_selection.RandomizedSearchCV` counterpart of
-    :class:`RegimeSearchCV`: ``n_iter`` candidates are sampled from
-    ``param_distributions`` (lists are sampled uniformly, distributions such
-    as ``scipy.stats.loguniform(1e-3, 1)`` through their ``rvs`` method), then
-    trained on every training fold of the stream and scored with the
-    continual metrics, in parallel, exactly as in :class:`RegimeSearchCV`.
+    :class:`RegimeSearchCV` (and a subclass of ``RandomizedSearchCV``):
+    ``n_iter`` candidates are sampled from ``param_distributions`` (lists are
+    sampled uniformly, distributions such as ``scipy.stats.loguniform(1e-3, 1)``
+    through their ``rvs`` method), then trained on every training fold of the
+    stream and scored with the continual metrics, in parallel, exactly as in
+    :class:`RegimeSearchCV`.
 
     Parameters
     ----------
@@ -37,7 +35,8 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch):
     cv : int, cross-validation generator, iterable or None, default=None
         None or an int: a :class:`TaskKFold` with 5 or that many folds.
     verbose : int, default=0
-        1 or more shows a progress bar over candidates x folds.
+        1 or more reports the progress of the fits, as in
+        :class:`RegimeSearchCV`.
     pre_dispatch : int or str, default="2*n_jobs"
         Number of fits dispatched ahead, as in joblib.
     random_state : int, RandomState instance or None, default=None
@@ -104,10 +103,8 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012
+        **RandomizedSearchCV._parameter_constraints,
         **_BaseRegimeSearch._parameter_constraints,
-        "param_distributions": [dict, list],
-        "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -130,6 +127,8 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch):
     ):
         super().__init__(
             estimator=estimator,
+            param_distributions=param_distributions,
+            n_iter=n_iter,
             scoring=scoring,
             n_jobs=n_jobs,
             refit=refit,
@@ -137,18 +136,8 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch):
             verbose=verbose,
             pre_dispatch=pre_dispatch,
             error_score=error_score,
+            random_state=random_state,
             return_train_score=return_train_score,
         )
-        self.param_distributions = param_distributions
-        self.n_iter = n_iter
-        self.random_state = random_state
         self.devices = devices
         self.n_threads = n_threads
-
-    def _run_search(self, evaluate_candidates):
-        """Search n_iter candidates from param_distributions."""
-        evaluate_candidates(
-            ParameterSampler(
-                self.param_distributions, self.n_iter, random_state=self.random_state
-            )
-        )

@@ -1,22 +1,23 @@
 import numpy as np
-from sklearn.model_selection import ParameterGrid
+from sklearn.model_selection import GridSearchCV
 
 from ._base_search import _BaseRegimeSearch
 
 
-class RegimeSearchCV(_BaseRegimeSearch):
+class RegimeSearchCV(_BaseRegimeSearch, GridSearchCV):
     """Exhaustive search of training regimes, scored on the continual protocol.
 
-    A :class:`~sklearn.model_selection.GridSearchCV` for continual learners.
-    Each candidate (a point of ``param_grid``: learning rate and its per-task
-    decay, batch size, dropout, epochs per task, penalty and its strength, or
-    any other parameter of the estimator) is trained on the whole stream of
-    every training fold, task after task, and scored on the test fold with the
-    continual metrics of :mod:`skcl.metrics`: by default the average accuracy,
-    the forgetting, the backward transfer and the learning accuracy, all in
-    ``cv_results_``, refitting the candidate of best average accuracy. The
-    folds hold out part of every task (:class:`TaskKFold`), so every candidate
-    is scored on every task after every task.
+    A :class:`~sklearn.model_selection.GridSearchCV` for continual learners (a
+    subclass of it, fitted by scikit-learn's own ``fit``). Each candidate (a
+    point of ``param_grid``: learning rate and its per-task decay, batch size,
+    dropout, epochs per task, penalty and its strength, or any other parameter
+    of the estimator) is trained on the whole stream of every training fold,
+    task after task, and scored on the test fold with the continual metrics of
+    :mod:`skcl.metrics`: by default the average accuracy, the forgetting, the
+    backward transfer and the learning accuracy, all in ``cv_results_``,
+    refitting the candidate of best average accuracy. The folds hold out part of
+    every task (:class:`TaskKFold`), so every candidate is scored on every task
+    after every task.
 
     The fits run in parallel through joblib (``n_jobs``) with whatever backend
     is active: the default process pool, or a Dask cluster inside
@@ -58,12 +59,15 @@ class RegimeSearchCV(_BaseRegimeSearch):
         metric, any true value refits on it. False skips the refit.
     cv : int, cross-validation generator, iterable or None, default=None
         None or an int: a :class:`TaskKFold` with 5 or that many folds,
-        stratified by class for classifiers. A task-aware splitter gets the
-        task ids as ``task_id``; any other splitter gets ``groups`` if given
-        to :meth:`fit`.
+        stratified by class for classifiers. The splitter gets what it
+        requests through scikit-learn's metadata routing: a task-aware
+        splitter the task ids as ``task_id``, a group splitter (such as
+        :class:`~sklearn.model_selection.GroupKFold`) the ``groups`` given to
+        :meth:`fit`.
     verbose : int, default=0
-        1 or more shows a progress bar over candidates x folds; more than 1
-        also prints scikit-learn's per-fit messages.
+        1 or more reports the progress of the fits (joblib's messages on
+        stderr: fits done out of the total, time elapsed and remaining); 2 or
+        more reports every fit and prints scikit-learn's per-fit messages.
     pre_dispatch : int or str, default="2*n_jobs"
         Number of fits dispatched ahead, as in joblib.
     error_score : "raise" or float, default=np.nan
@@ -75,8 +79,10 @@ class RegimeSearchCV(_BaseRegimeSearch):
         Devices to train on, e.g. ``["cuda:0", "cuda:1"]``: candidate ``i``
         trains on ``devices[i % len(devices)]`` (all its folds), by setting
         the estimator's ``device`` parameters (nested ones too), and the
-        refit trains on ``devices[0]``. With ``n_jobs=len(devices)`` several
-        candidates train at once, one per device. ``"auto"`` means every
+        refit trains on ``devices[0]``. With ``n_jobs=len(devices)`` as many
+        fits run at once as there are devices; scikit-learn dispatches the
+        folds of a candidate one after the other, so fits running at once can
+        share a device. ``"auto"`` means every
         visible CUDA device, or the CPU if there is none. None keeps the
         estimator's ``device``.
     n_threads : int or None, default=None
@@ -125,8 +131,8 @@ class RegimeSearchCV(_BaseRegimeSearch):
     (pooled accuracy), and with metadata routing enabled it routes
     ``task_id`` to the estimator, to the continual scorers and to
     :class:`TaskKFold`. This class adds the continual scoring by default, the
-    task-aware folds, the thread bound, the devices and the progress bar,
-    without global metadata routing.
+    task-aware folds, the thread bound and the devices, without global
+    metadata routing.
 
     Examples
     --------
@@ -149,8 +155,8 @@ class RegimeSearchCV(_BaseRegimeSearch):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012
+        **GridSearchCV._parameter_constraints,
         **_BaseRegimeSearch._parameter_constraints,
-        "param_grid": [dict, list],
     }
 
     def __init__(
@@ -171,6 +177,7 @@ class RegimeSearchCV(_BaseRegimeSearch):
     ):
         super().__init__(
             estimator=estimator,
+            param_grid=param_grid,
             scoring=scoring,
             n_jobs=n_jobs,
             refit=refit,
@@ -180,10 +187,5 @@ class RegimeSearchCV(_BaseRegimeSearch):
             error_score=error_score,
             return_train_score=return_train_score,
         )
-        self.param_grid = param_grid
         self.devices = devices
         self.n_threads = n_threads
-
-    def _run_search(self, evaluate_candidates):
-        """Search all candidates in param_grid."""
-        evaluate_candidates(ParameterGrid(self.param_grid))

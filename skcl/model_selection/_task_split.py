@@ -6,8 +6,7 @@ from sklearn.utils import check_random_state, indexable
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples
 
-from .._base import _check_task_id
-from .._tasks import task_order
+from .._tasks import check_task_id, task_order
 
 
 def _resolve_task_id(task_id, groups, n_samples):
@@ -21,7 +20,7 @@ def _resolve_task_id(task_id, groups, n_samples):
             "groups and task_id were both given but differ: groups is an alias of "
             "task_id for the task-aware splitters; pass only one of them."
         )
-    return _check_task_id(task_id, n_samples)
+    return check_task_id(task_id, n_samples)
 
 
 class _TaskSplitter(BaseCrossValidator):

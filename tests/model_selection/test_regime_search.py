@@ -1,3 +1,5 @@
+import inspect
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -9,7 +11,13 @@ from scipy.stats import loguniform
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_validate
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    RandomizedSearchCV,
+    cross_validate,
+)
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -150,11 +158,15 @@ def test_devices_are_assigned_to_candidates_round_robin(tiny_stream):
         DeviceRecordingClassifier.fits[-1],
     )
     assert sorted(fits) == sorted([*expected.items()] * 2)
-    # Fold-major order: the fits running at once are on different devices.
-    assert [device for _, device in fits[:2]] == ["cpu:0", "cpu:1"]
     assert search.cv_results_["device"].tolist() == ["cpu:0", "cpu:1", "cpu:0"]
     assert refit == (search.best_params_["lr"], "cpu:0")
     assert clf.device == "cpu"
+    # The device is the search's doing, not a parameter of the candidates.
+    assert set(search.best_params_) == {"lr"}
+    assert all(set(params) == {"lr"} for params in search.cv_results_["params"])
+    assert not [key for key in search.cv_results_ if key.startswith("param_skcl")]
+    assert type(search.best_estimator_) is DeviceRecordingClassifier
+    assert search.best_estimator_.device == "cpu:0"
 
     DeviceRecordingClassifier.fits = []
     search = RegimeSearchCV(clf.set_params(device="cpu:1"), {"lr": [0.1]}, cv=2)
@@ -266,13 +278,14 @@ def test_regressor_and_penalty_parameters(tiny_stream):
     assert np.all(np.isfinite(search.cv_results_["mean_test_average_accuracy"]))
 
 
-def test_progress_bar_only_when_verbose(tiny_stream, make_classifier, capsys):
+def test_progress_is_reported_only_when_verbose(tiny_stream, make_classifier, capsys):
     X, y, t = tiny_stream
     grid = {"lr": [0.05, 0.1]}
     RegimeSearchCV(make_classifier(), grid, cv=2).fit(X, y, task_id=t)
     assert capsys.readouterr().err == ""
     RegimeSearchCV(make_classifier(), grid, cv=2, verbose=1).fit(X, y, task_id=t)
-    assert "4/4" in capsys.readouterr().err
+    # joblib's progress report of the fits (scikit-learn's Parallel).
+    assert re.search(r"Done +4 out of +4", capsys.readouterr().err)
 
 
 def test_pipeline_gets_task_id_without_global_routing(tiny_stream, make_classifier):
@@ -319,3 +332,79 @@ def test_hold_out_split_and_train_scores(tiny_stream, make_classifier):
     fitted = clone(make_classifier(max_epochs=3)).fit(X[train], y[train], t[train])
     R = accuracy_matrix(fitted, X[train], y[train], t[train])
     assert results["split0_train_average_accuracy"][0] == average_accuracy(R)
+
+
+def test_the_searches_run_on_scikit_learns_fit(
+    tiny_stream, make_classifier, monkeypatch
+):
+    X, y, t = tiny_stream
+    calls = []
+    sklearn_fit = BaseSearchCV.fit
+
+    def spy(search, *args, **params):
+        calls.append(sorted(params))
+        return sklearn_fit(search, *args, **params)
+
+    monkeypatch.setattr(BaseSearchCV, "fit", spy)
+    grid = RegimeSearchCV(
+        make_classifier(), {"lr": [0.1]}, cv=2, return_train_score=True
+    ).fit(X, y, task_id=t)
+    randomized = RandomizedRegimeSearchCV(
+        make_classifier(), {"lr": [0.05, 0.1]}, n_iter=1, cv=2, random_state=0
+    ).fit(X, y, task_id=t)
+    assert calls == [["task_id"], ["task_id"]]
+    assert isinstance(grid, GridSearchCV)
+    assert isinstance(randomized, RandomizedSearchCV)
+    # The only fit of the searches is a thin wrapper around super().fit.
+    for search in (RegimeSearchCV, RandomizedRegimeSearchCV):
+        owners = [cls for cls in search.__mro__ if "fit" in vars(cls)]
+        assert owners[1] is BaseSearchCV
+        assert "super().fit(" in inspect.getsource(owners[0].fit)
+    # scikit-learn's return_train_score: every metric on every training fold.
+    for metric in ["average_accuracy", "neg_forgetting", "learning_accuracy"]:
+        for key in [f"split0_train_{metric}", f"mean_train_{metric}"]:
+            assert np.isfinite(grid.cv_results_[key]).all()
+    assert "mean_train_average_accuracy" not in randomized.cv_results_
+
+
+def test_groups_reach_a_splitter_that_requests_them(tiny_stream, make_classifier):
+    X, y, t = tiny_stream
+    groups = np.arange(len(X)) % 3
+    search = RegimeSearchCV(make_classifier(), {"lr": [0.1]}, cv=GroupKFold(3))
+    search.fit(X, y, task_id=t, groups=groups)
+    assert search.n_splits_ == 3
+    for k, (train, test) in enumerate(GroupKFold(3).split(X, y, groups)):
+        fitted = clone(make_classifier()).fit(X[train], y[train], t[train])
+        R = accuracy_matrix(fitted, X[test], y[test], t[test])
+        assert search.cv_results_[f"split{k}_test_average_accuracy"][0] == (
+            average_accuracy(R)
+        )
+
+
+class TaskRecorder:
+    """A scikit-learn callback recording the tasks it is called on."""
+
+    def __init__(self):
+        self.tasks = []
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        self.tasks.append(context.task_name)
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        pass
+
+
+def test_scikit_learn_callbacks_reach_the_search(tiny_stream, make_classifier):
+    pytest.importorskip("sklearn.callback")  # scikit-learn >= 1.9
+    X, y, t = tiny_stream
+    recorder = TaskRecorder()
+    search = RegimeSearchCV(make_classifier(), {"lr": [0.05, 0.1]}, cv=2)
+    search.set_callbacks(recorder).fit(X, y, task_id=t)
+    assert recorder.tasks.count("candidate-split-evaluation") == 4
+    assert {"fit", "search", "refit-with-best-params"} <= set(recorder.tasks)

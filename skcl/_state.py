@@ -1,0 +1,183 @@
+"""The training state: one mechanism that copies it, puts it back and checks it.
+
+An *owner* is an object whose state is a set of attributes: the estimator and
+every penalty or callback (their attributes that are not constructor
+arguments), and the inner net (the names in its ``_training_state``). Its
+state holds values, and owners in turn: modules (parameters, buffers and
+train/eval flags), optimizers, histories, random generators, tensors, lists,
+tuples and dicts of them. :func:`capture` copies that tree, :func:`restore`
+puts a copy back in place (the owners, modules and optimizers stay the same
+objects), and the file format stores it. Adding a piece of state is adding an
+attribute to an owner.
+"""
+
+import contextlib
+import copy
+import inspect
+import signal
+import threading
+
+import numpy as np
+import torch
+from skorch.history import History
+
+
+class OwnerState(dict):
+    """The state of an owner: attribute name to state, and its class."""
+
+    def __init__(self, cls, items):
+        super().__init__(items)
+        self.cls = cls
+
+
+class ModuleState:
+    """A module's ``state_dict`` (CPU or device copies) and train/eval flags."""
+
+    def __init__(self, tensors, training):
+        self.tensors, self.training = tensors, training
+
+
+class OptimizerState:
+    """A copy of an optimizer's ``state_dict``."""
+
+    def __init__(self, state_dict):
+        self.state_dict = state_dict
+
+
+class RandomState:
+    """The state of a ``numpy.random.RandomState``."""
+
+    def __init__(self, state):
+        self.state = state
+
+
+class HistoryState(list):
+    """The entries of a skorch ``History``."""
+
+
+def state_names(owner):
+    """Return the names of the attributes that hold ``owner``'s state."""
+    declared = getattr(type(owner), "_training_state", None)
+    if declared is not None:
+        return [name for name in declared if hasattr(owner, name)]
+    params = set(inspect.signature(type(owner).__init__).parameters)
+    if hasattr(owner, "_extra_params"):  # the estimators' **kwargs parameters
+        params.update(owner._extra_params())
+    return [name for name in vars(owner) if name not in params]
+
+
+def is_owner(value):
+    return not isinstance(value, type) and (
+        hasattr(type(value), "_training_state") or hasattr(value, "get_params")
+    )
+
+
+def capture(owner):
+    """Return a copy of ``owner``'s training state (an :class:`OwnerState`)."""
+    return _copy(owner, {})
+
+
+def _copy(value, memo):
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, torch.nn.Module):
+        tensors = {k: v.detach().clone() for k, v in value.state_dict().items()}
+        state = ModuleState(tensors, [m.training for m in value.modules()])
+    elif isinstance(value, torch.optim.Optimizer):
+        state = OptimizerState(copy.deepcopy(value.state_dict()))
+    elif isinstance(value, History):
+        state = HistoryState(copy.deepcopy(list(value)))
+    elif isinstance(value, np.random.RandomState):
+        state = RandomState(value.get_state())
+    elif isinstance(value, torch.Tensor):
+        state = value.detach().clone()
+    elif isinstance(value, list):
+        state = [_copy(v, memo) for v in value]
+    elif isinstance(value, tuple):
+        state = tuple(_copy(v, memo) for v in value)
+    elif isinstance(value, dict):
+        state = {k: _copy(v, memo) for k, v in value.items()}
+    elif is_owner(value):
+        state = OwnerState(type(value), {})
+        memo[id(value)] = state  # before the attributes: owners may refer back
+        state.update((n, _copy(getattr(value, n), memo)) for n in state_names(value))
+    else:
+        state = copy.deepcopy(value)
+    memo[id(value)] = state
+    return state
+
+
+def restore(owner, state):
+    """Put ``state`` (from :func:`capture`) back into ``owner``, in place."""
+    _restore(owner, state, set())
+
+
+def _restore(current, state, done):
+    if isinstance(state, OwnerState):
+        if id(current) in done:
+            return current
+        if type(current) is not state.cls:
+            raise TypeError(
+                f"cannot restore the state of a {state.cls.__name__} into "
+                f"{type(current).__name__}."
+            )
+        done.add(id(current))
+        for name in state_names(current):
+            if name not in state:
+                delattr(current, name)
+        for name, value in state.items():
+            setattr(current, name, _restore(getattr(current, name, None), value, done))
+        return current
+    if isinstance(state, ModuleState):
+        current.load_state_dict(state.tensors)
+        for module, training in zip(current.modules(), state.training, strict=True):
+            module.training = training
+        return current
+    if isinstance(state, OptimizerState):
+        current.load_state_dict(copy.deepcopy(state.state_dict))
+        return current
+    if isinstance(state, HistoryState):
+        history = current if isinstance(current, History) else History()
+        history[:] = copy.deepcopy(list(state))
+        return history
+    if isinstance(state, RandomState):
+        rng = current if isinstance(current, np.random.RandomState) else None
+        rng = rng or np.random.RandomState()
+        rng.set_state(state.state)
+        return rng
+    if isinstance(state, torch.Tensor):
+        return state.clone()
+    if isinstance(state, list):
+        items = [_restore(_at(current, i), v, done) for i, v in enumerate(state)]
+        if isinstance(current, list):
+            current[:] = items  # keep the list: two owners may share it
+            return current
+        return items
+    if isinstance(state, tuple):
+        return tuple(_restore(_at(current, i), v, done) for i, v in enumerate(state))
+    if isinstance(state, dict):
+        return {k: _restore(_at(current, k), v, done) for k, v in state.items()}
+    return copy.deepcopy(state)
+
+
+def _at(container, key):
+    try:
+        return container[key]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold SIGINT (Ctrl-C) back until the block ends, so that it cannot leave
+    a restoration half done; elsewhere than in the main thread, do nothing."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
