@@ -16,12 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skcl.penalties._fisher import (
-    _cross_entropy,
-    _loss_cotangents,
-    output_norm_gradients,
-    squared_gradients,
-)
+from skcl.penalties import output_norm_gradients, squared_gradients
+from skcl.penalties._fisher import _cross_entropy, _loss_cotangents
 from skcl.penalties._per_sample import per_sample_gradient_means
 
 

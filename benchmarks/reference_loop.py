@@ -24,9 +24,7 @@ import torch
 import torch.nn.functional as F
 from joblib import Parallel, delayed
 
-from skcl._benchmark._presets import strategy_params
-from skcl._benchmark._runner import _cached_stream, run_strategy
-from skcl._benchmark._streams import regime_of
+from skcl._benchmark import cached_stream, regime_of, run_strategy, strategy_params
 
 STRATEGIES = ("naive", "stable-sgd")
 
@@ -96,7 +94,7 @@ def scores(R):
 
 def _run(stream_args, strategy, params, seed, which, options):
     torch.set_num_threads(1)
-    stream = _cached_stream(**stream_args, seed=seed)
+    stream = cached_stream(**stream_args, seed=seed)
     start = time.perf_counter()
     if which == "loop":
         R = hand_loop(stream, params, seed, **options)

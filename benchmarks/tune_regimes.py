@@ -30,9 +30,7 @@ import json
 import numpy as np
 from joblib import Parallel, delayed
 
-from skcl._benchmark._presets import strategy_params
-from skcl._benchmark._runner import run_in_worker
-from skcl._benchmark._streams import regime_of
+from skcl._benchmark import regime_of, run_in_worker, strategy_params
 
 
 def _lams(*values):

@@ -133,6 +133,7 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
     _criterion = torch.nn.CrossEntropyLoss
     _target_dtype = torch.long
     _y_validation = MappingProxyType({})
+    _data_attributes = (*_ContinualEstimator._data_attributes, "classes_")
 
     def __init__(
         self,
@@ -241,6 +242,9 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
 
     def _net_kwargs(self):
         return {"classes": self.classes_}
+
+    def _n_outputs(self):
+        return len(self.classes_)
 
     def _initialize(self, X, n_outputs):
         super()._initialize(X, n_outputs)

@@ -10,7 +10,6 @@ losses) and from the classes the caller passes, so that a file never makes
 Python import or run code of its choosing.
 """
 
-import copy
 import importlib
 import inspect
 import warnings
@@ -18,17 +17,27 @@ import warnings
 import numpy as np
 import torch
 from skorch.callbacks import Callback
-from skorch.history import History
 
-from ._base import _VIRTUAL_PREFIXES, _ContinualEstimator
+from ._base import _ContinualEstimator
 from ._file_format import Decoder, Encoder, read, write
 from ._file_format import FormatError as _FormatError
 from ._file_format import qualified_name as _qualified_name
+from ._params import VIRTUAL_PREFIXES
+from ._state import (
+    HistoryState,
+    ModuleState,
+    OptimizerState,
+    OwnerState,
+    RandomState,
+    capture,
+    rebuild,
+    restore,
+)
 from .penalties import Penalty
 from .penalties._base import _map_tensors
 
 FORMAT = "skcl"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _NAMESPACES = ("skcl", "skcl.modules", "skcl.penalties", "skcl.callbacks")
 
 
@@ -51,96 +60,12 @@ def _default_classes():
     return classes
 
 
-def _init_params(obj, path):
-    """Return the constructor arguments of a penalty or callback, by name."""
-    params = {}
-    for name, parameter in inspect.signature(type(obj)).parameters.items():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise TypeError(
-                f"Cannot store {path}: the constructor of {type(obj).__name__} "
-                "takes *args or **kwargs, so its parameters are unknown."
-            )
-        if not hasattr(obj, name):
-            raise TypeError(
-                f"Cannot store {path}: {type(obj).__name__} does not keep its "
-                f"constructor argument {name!r} as an attribute."
-            )
-        params[name] = getattr(obj, name)
-    return params
-
-
-def _state(obj, path):
-    """Return the attributes of ``obj`` that are not constructor arguments."""
-    params = _init_params(obj, path)
-    return {k: v for k, v in vars(obj).items() if k not in params}
-
-
-class _Encoder(Encoder):
-    """Also stores modules, as their state dicts, where ``modules=True``."""
-
-    _modules = False
-
-    def encode(self, value, path, *, modules=None):
-        if modules is not None:
-            previous, self._modules = self._modules, modules
-            try:
-                return self.encode(value, path)
-            finally:
-                self._modules = previous
-        if self._modules and isinstance(value, torch.nn.Module):
-            state = value.state_dict(keep_vars=True)
-            return {"module": self.encode(state, f"{path}/state")}
-        return super().encode(value, path)
-
-
-class _Decoder(Decoder):
-    """Also loads stored modules into the live ones of ``current``."""
-
-    def __init__(self, tensors, classes, object_bases=()):
-        super().__init__(tensors, classes, object_bases)
-        self._live = {}
-
-    def decode(self, tree, path, current=None):
-        if current is not None:
-            self._live = dict(_live_modules(current, path))
-            try:
-                return self.decode(tree, path)
-            finally:
-                self._live = {}
-        if isinstance(tree, dict) and tree.keys() == {"module"}:
-            module = self._live.get(path)
-            if not isinstance(module, torch.nn.Module):
-                raise _FormatError(
-                    f"{path} holds a module that initialize(net) did not rebuild."
-                )
-            module.load_state_dict(self.decode(tree["module"], f"{path}/state"))
-            return module
-        return super().decode(tree, path)
-
-
-def _live_modules(value, path):
-    """Yield the modules in nested lists, tuples and dicts, with their paths."""
-    if isinstance(value, torch.nn.Module):
-        yield path, value
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _live_modules(item, f"{path}/{i}")
-    elif isinstance(value, dict) and all(type(k) is str for k in value):
-        for key, item in value.items():
-            yield from _live_modules(item, f"{path}/{key}")
-
-
 def _write(path, doc, tensors):
     write(path, doc, tensors, format_name=FORMAT, version=FORMAT_VERSION)
 
 
 def _read(path):
     return read(path, format_name=FORMAT, version=FORMAT_VERSION)
-
-
-def _user_callbacks(net):
-    defaults = {name for name, _ in net._default_callbacks}
-    return [(name, cb) for name, cb in net.callbacks_ if name not in defaults]
 
 
 def save(estimator, path):
@@ -196,7 +121,7 @@ def save(estimator, path):
             "save stores skcl's continual estimators, got "
             f"{type(estimator).__name__}; use pickle or joblib for other objects."
         )
-    encoder = _Encoder(
+    encoder = Encoder(
         {cls: name for name, cls in _default_classes().items()},
         object_bases=(Penalty, Callback),
     )
@@ -206,33 +131,10 @@ def save(estimator, path):
         "torch_version": torch.__version__,
         "estimator": encoder.encode(type(estimator), "estimator"),
         "params": encoder.encode(params, "params"),
-        "fitted": None,
+        "state": None,
     }
     if hasattr(estimator, "net_"):
-        net = estimator.net_
-        attributes = {
-            k: v
-            for k, v in vars(estimator).items()
-            if k not in params and k not in ("net_", "penalty_")
-        }
-        penalties = [
-            encoder.encode(_state(p, f"penalty {i}"), f"penalties/{i}", modules=True)
-            for i, p in enumerate(net.penalties_)
-        ]
-        callbacks = {
-            name: encoder.encode(_state(cb, name), f"callbacks/{name}", modules=True)
-            for name, cb in _user_callbacks(net)
-        }
-        doc["fitted"] = {
-            "attributes": encoder.encode(attributes, "attributes"),
-            "module": encoder.encode(net.module_.state_dict(), "module"),
-            "optimizer": encoder.encode(net.optimizer_.state_dict(), "optimizer"),
-            "history": encoder.encode(list(net.history_), "history"),
-            "task_index": net.task_index_,
-            "output_mask": encoder.encode(net.output_mask_, "output_mask"),
-            "penalties": penalties,
-            "callbacks": callbacks,
-        }
+        doc["state"] = encoder.encode(_plain(capture(estimator)), "state")
     _write(path, doc, encoder.tensors)
 
 
@@ -291,7 +193,7 @@ def load(path, *, modules=(), device=None):
             raise TypeError(f"modules must hold classes, got {cls!r}.")
         classes[_qualified_name(cls)] = cls
     doc, tensors = _read(path)
-    decoder = _Decoder(tensors, classes, object_bases=(Penalty, Callback))
+    decoder = Decoder(tensors, classes, object_bases=(Penalty, Callback))
     try:
         return _rebuild(doc, decoder, device)
     except (
@@ -316,7 +218,7 @@ def _rebuild(doc, decoder, device):
     unknown = [
         k
         for k in params
-        if k not in cls._get_param_names() and not k.startswith(_VIRTUAL_PREFIXES)
+        if k not in cls._get_param_names() and not k.startswith(VIRTUAL_PREFIXES)
     ]
     if unknown:
         raise _FormatError(f"unexpected parameters {unknown} for {cls.__name__}.")
@@ -332,48 +234,15 @@ def _rebuild(doc, decoder, device):
     if device is not None:
         params["device"] = device
     estimator = cls(**params)
-    fitted = doc["fitted"]
-    if fitted is None:
+    if doc["state"] is None:
         return estimator
-    attributes = decoder.decode(fitted["attributes"], "attributes")
-    _check_state_names(estimator, attributes, params, "attributes")
-    n_outputs = _initialize_like(estimator, attributes)
-    net = estimator.net_
-    net.task_index_ = fitted["task_index"]
-    mask = decoder.decode(fitted["output_mask"], "output_mask")
-    net.output_mask_ = None if mask is None else mask.to(net.device)
-    _check_consistency(estimator, n_outputs)
-    module_state = decoder.decode(fitted["module"], "module")
-    _check_like(module_state, net.module_.state_dict(), "module")
-    net.module_.load_state_dict(module_state)
-    reference = {k: v.cpu() for k, v in net.module_.state_dict().items()}
-    if estimator.initial_snapshot_ is not None:
-        _check_like(estimator.initial_snapshot_, reference, "initial_snapshot_")
-    for i, snapshot in enumerate(estimator.snapshots_):
-        _check_like(snapshot, reference, f"snapshots_[{i}]")
-    _load_optimizer(net, decoder.decode(fitted["optimizer"], "optimizer"))
-    history = decoder.decode(fitted["history"], "history")
-    if not (isinstance(history, list) and all(isinstance(e, dict) for e in history)):
-        raise _FormatError("history must be a list of dicts.")
-    net.history_ = History(history)
-    _load_penalties(net, fitted["penalties"], decoder)
-    _load_callbacks(net, fitted["callbacks"], decoder)
+    state = _unplain(decoder.decode(doc["state"], "state"), "state")
+    _check_names(cls, state, "the estimator")
+    _initialize_like(estimator, state)
+    _check_tree(capture(estimator), state, "the estimator")
+    restore(estimator, state)
+    _check_fitted(estimator)
     return estimator
-
-
-def _check_state_names(obj, state, params, where):
-    """Refuse state that would replace a parameter, a method or a built object."""
-    if not isinstance(state, dict):
-        raise _FormatError(f"{where} must be a dict.")
-    clashes = [
-        k
-        for k in state
-        if k in params or k in ("net_", "penalty_") or hasattr(type(obj), k)
-    ]
-    if clashes:
-        raise _FormatError(
-            f"{where} would overwrite {clashes} of {type(obj).__name__}."
-        )
 
 
 def _unavailable(device):
@@ -385,22 +254,20 @@ def _unavailable(device):
     return False
 
 
-def _initialize_like(estimator, attributes):
-    """Build the net as ``_initialize`` does, set ``attributes``; return n_outputs."""
+def _initialize_like(estimator, state):
+    """Build the net as fit did, from the attributes fit takes from the data."""
+    attributes = {
+        k: rebuild(v) for k, v in state.items() if k in type(estimator)._data_attributes
+    }
     vars(estimator).update(attributes)
-    if hasattr(estimator, "classes_"):
-        n_outputs = len(estimator.classes_)
-    else:
-        n_outputs = estimator.n_outputs_
     random_state, estimator.random_state = estimator.random_state, 0
     try:
         estimator._validate_params()
         X = np.empty((0, *estimator.input_shape_), dtype=np.float32)
-        estimator._initialize(X, n_outputs)
+        estimator._initialize(X, estimator._n_outputs())
     finally:
         estimator.random_state = random_state
     vars(estimator).update(attributes)
-    return n_outputs
 
 
 def _check_like(value, reference, where):
@@ -419,18 +286,19 @@ def _check_like(value, reference, where):
             )
 
 
-def _load_optimizer(net, state):
-    """Load the optimizer's state, checked against a reference step.
+def _check_optimizer(net):
+    """Check the restored optimizer's state against a reference step.
 
-    One step of a copy of the freshly built optimizer on zero gradients shows
-    the state each parameter should have (keys, shapes, dtypes).
+    One step of a fresh optimizer on zero gradients shows the state each
+    parameter should have (keys, shapes, dtypes).
     """
     optimizer = net.optimizer_
-    reference = copy.deepcopy(optimizer)
-    optimizer.load_state_dict(state)
-    loaded = optimizer.state_dict()["state"]
-    if not loaded:
+    state = optimizer.state_dict()
+    if not state["state"]:
         return
+    reference = type(optimizer)(
+        [p.detach().clone() for p in net.module_.parameters()], **optimizer.defaults
+    )
     reference.load_state_dict({"state": {}, "param_groups": state["param_groups"]})
     for group in reference.param_groups:
         for p in group["params"]:
@@ -440,7 +308,7 @@ def _load_optimizer(net, state):
     except Exception:  # e.g. LBFGS needs a closure: nothing to compare with
         return
     expected = reference.state_dict()["state"]
-    for index, entry in loaded.items():
+    for index, entry in state["state"].items():
         model = expected.get(index)
         if model is None or entry.keys() != model.keys():
             raise _FormatError(
@@ -482,20 +350,6 @@ def _check_consistency(estimator, n_outputs):
             raise _FormatError(f"task_classes_[{task!r}] holds invalid class indices.")
 
 
-def _load_penalties(net, states, decoder):
-    if not isinstance(states, list) or len(states) != len(net.penalties_):
-        raise _FormatError("the file does not hold one state per penalty.")
-    trainable = [(n, p) for n, p in net.module_.named_parameters() if p.requires_grad]
-    for i, (penalty, tree) in enumerate(zip(net.penalties_, states, strict=True)):
-        state = decoder.decode(tree, f"penalties/{i}", vars(penalty))
-        where = f"penalty {i} ({type(penalty).__name__})"
-        _check_state_names(penalty, state, _init_params(penalty, where), where)
-        for name, value in state.items():
-            _check_aligned(value, trainable, f"{where}.{name}")
-        vars(penalty).update(state)
-        penalty.to(net.device)
-
-
 def _check_aligned(value, trainable, where):
     """Check lists and dicts with one tensor per trainable parameter against them."""
     if isinstance(value, list) and len(value) == len(trainable):
@@ -514,12 +368,170 @@ def _check_aligned(value, trainable, where):
             )
 
 
-def _load_callbacks(net, states, decoder):
-    callbacks = dict(_user_callbacks(net))
-    if not isinstance(states, dict) or states.keys() != callbacks.keys():
-        raise _FormatError("the file's callbacks do not match the estimator's.")
-    for name, tree in states.items():
-        callback = callbacks[name]
-        state = decoder.decode(tree, f"callbacks/{name}", vars(callback))
-        _check_state_names(callback, state, _init_params(callback, name), name)
-        vars(callback).update(_map_tensors(state, lambda t: t.to(net.device)))
+# The training state as plain values for the file format: each kind of
+# state is a dict with one key starting with "$".
+_KINDS = ("$owner", "$module", "$optimizer", "$history", "$rng", "$set", "$dict")
+
+
+def _plain(state):
+    if isinstance(state, OwnerState):
+        items = {k: _plain(v) for k, v in state.items()}
+        return {"$owner": [_qualified_name(state.cls), items]}
+    if isinstance(state, ModuleState):
+        tensors = {k: v.cpu() for k, v in state.tensors.items()}
+        return {"$module": [tensors, state.training]}
+    if isinstance(state, OptimizerState):
+        return {"$optimizer": _plain(state.state_dict)}
+    if isinstance(state, HistoryState):
+        return {"$history": _plain(list(state))}
+    if isinstance(state, RandomState):
+        return {"$rng": list(state.state)}
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, (set, frozenset)):
+        return {"$set": [_plain(v) for v in state]}
+    if isinstance(state, list):
+        return [_plain(v) for v in state]
+    if isinstance(state, tuple):
+        return tuple(_plain(v) for v in state)
+    if isinstance(state, dict):
+        items = {k: _plain(v) for k, v in state.items()}
+        return (
+            {"$dict": items}
+            if len(items) == 1 and next(iter(items)) in _KINDS
+            else items
+        )
+    return state
+
+
+def _unplain(tree, where):
+    if isinstance(tree, dict) and len(tree) == 1 and next(iter(tree)) in _KINDS:
+        ((kind, value),) = tree.items()
+        return _unplain_kind(kind, value, where)
+    if isinstance(tree, list):
+        return [_unplain(v, f"{where}[{i}]") for i, v in enumerate(tree)]
+    if isinstance(tree, tuple):
+        return tuple(_unplain(v, f"{where}[{i}]") for i, v in enumerate(tree))
+    if isinstance(tree, dict):
+        return {k: _unplain(v, f"{where}[{k!r}]") for k, v in tree.items()}
+    return tree
+
+
+def _unplain_kind(kind, value, where):
+    try:
+        if kind == "$owner":
+            name, items = value
+            return OwnerState(
+                name, {k: _unplain(v, f"{where}.{k}") for k, v in items.items()}
+            )
+        if kind == "$module":
+            tensors, training = value
+            if not all(isinstance(t, bool) for t in training):
+                raise TypeError("train/eval flags must be booleans")
+            return ModuleState(dict(tensors), list(training))
+        if kind == "$optimizer":
+            return OptimizerState(_unplain(value, where))
+        if kind == "$history":
+            if not all(isinstance(e, dict) for e in value):
+                raise TypeError("the history must be a list of dicts")
+            return HistoryState(_unplain(value, where))
+        if kind == "$rng":
+            name, keys, pos, has_gauss, cached = value
+            rng = np.random.RandomState()
+            rng.set_state(
+                (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
+            )
+            return RandomState(rng.get_state())
+        if kind == "$set":
+            return {_unplain(v, where) for v in value}
+        return {k: _unplain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    except (TypeError, ValueError, AttributeError) as error:
+        raise _FormatError(
+            f"{where} holds an invalid {kind[1:]} entry: {error}"
+        ) from error
+
+
+def _check_names(cls, state, where):
+    """Check that ``state`` is stored for ``cls`` and only sets state attributes."""
+    if not isinstance(state, OwnerState):
+        raise _FormatError(f"{where} is not stored as an object's state.")
+    name = _qualified_name(cls)
+    if state.cls not in (name, cls):
+        raise _FormatError(
+            f"{where} is stored as a {state.cls}, but the file's classes build a "
+            f"{name} there."
+        )
+    state.cls = cls
+    params = set(inspect.signature(cls.__init__).parameters)
+    declared = getattr(cls, "_training_state", None)
+    clashes = sorted(
+        k
+        for k in state
+        if k in params
+        or k.startswith(VIRTUAL_PREFIXES)
+        or (k not in declared if declared is not None else hasattr(cls, k))
+    )
+    if clashes:
+        raise _FormatError(f"{where} would overwrite {clashes} of {name}.")
+
+
+def _check_tree(reference, state, where):
+    """Check ``state`` against the state of the freshly built estimator.
+
+    The estimator and its net must hold exactly the attributes of the class
+    the file names; a penalty or callback at least those it initializes.
+    """
+    if isinstance(reference, OwnerState):
+        _check_names(reference.cls, state, where)
+        missing = sorted(reference.keys() - state.keys())
+        strict = issubclass(reference.cls, _ContinualEstimator) or hasattr(
+            reference.cls, "_training_state"
+        )
+        extra = sorted(state.keys() - reference.keys()) if strict else []
+        if missing or extra:
+            raise _FormatError(
+                f"{where} does not hold the state of a "
+                f"{_qualified_name(reference.cls)}: missing {missing}, unexpected "
+                f"{extra}."
+            )
+        for key in reference.keys() & state.keys():
+            _check_tree(reference[key], state[key], f"{where}.{key}")
+    elif isinstance(reference, ModuleState):
+        if not isinstance(state, ModuleState):
+            raise _FormatError(f"{where} is not stored as a module's state.")
+        _check_like(state.tensors, reference.tensors, where)
+        if len(state.training) != len(reference.training):
+            raise _FormatError(f"{where} holds the flags of another module.")
+    elif isinstance(reference, (list, tuple)) and isinstance(state, (list, tuple)):
+        owners = [r for r in reference if isinstance(r, OwnerState)]
+        if owners and len(state) != len(reference):
+            raise _FormatError(
+                f"{where} holds {len(state)} objects, not {len(reference)}."
+            )
+        for i, (r, v) in enumerate(zip(reference, state, strict=False)):
+            if isinstance(r, (OwnerState, ModuleState, list, tuple)):
+                _check_tree(r, v, f"{where}[{i}]")
+
+
+def _check_fitted(estimator):
+    """Check the restored estimator's consistency; move its state to its device."""
+    net = estimator.net_
+    n_outputs = estimator._n_outputs()
+    _check_consistency(estimator, n_outputs)
+    reference = {k: v.cpu() for k, v in net.module_.state_dict().items()}
+    if estimator.initial_snapshot_ is not None:
+        _check_like(estimator.initial_snapshot_, reference, "initial_snapshot_")
+    for i, snapshot in enumerate(estimator.snapshots_):
+        _check_like(snapshot, reference, f"snapshots_[{i}]")
+    _check_optimizer(net)
+    trainable = [(n, p) for n, p in net.module_.named_parameters() if p.requires_grad]
+    for i, penalty in enumerate(net.penalties_):
+        for name, value in vars(penalty).items():
+            _check_aligned(
+                value, trainable, f"penalty {i} ({type(penalty).__name__}).{name}"
+            )
+        penalty.to(net.device)
+    for _, callback in net.callbacks_:
+        vars(callback).update(_map_tensors(vars(callback), lambda t: t.to(net.device)))
+    if net.output_mask_ is not None:
+        net.output_mask_ = net.output_mask_.to(net.device)

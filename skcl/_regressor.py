@@ -107,6 +107,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
     _criterion = torch.nn.MSELoss
     _target_dtype = None
     _y_validation = MappingProxyType({"multi_output": True, "y_numeric": True})
+    _data_attributes = (*_ContinualEstimator._data_attributes, "n_outputs_", "_y_1d")
 
     def __init__(
         self,
@@ -186,6 +187,9 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
                 f"{self.n_outputs_}."
             )
         return y.reshape(len(y), n_outputs), n_outputs
+
+    def _n_outputs(self):
+        return self.n_outputs_
 
     def predict(self, X: ArrayLike, task_id: ArrayLike | None = None) -> np.ndarray:
         """Return the predicted targets.

@@ -109,7 +109,12 @@ def _copy(value, memo):
 
 def restore(owner, state):
     """Put ``state`` (from :func:`capture`) back into ``owner``, in place."""
-    _restore(owner, state, set())
+    _restore(owner, state, {})
+
+
+def rebuild(state):
+    """Return a new value from ``state`` (from :func:`capture`), not an owner's."""
+    return _restore(None, state, {})
 
 
 def _restore(current, state, done):
@@ -121,7 +126,7 @@ def _restore(current, state, done):
                 f"cannot restore the state of a {state.cls.__name__} into "
                 f"{type(current).__name__}."
             )
-        done.add(id(current))
+        done[id(current)] = current
         for name in state_names(current):
             if name not in state:
                 delattr(current, name)
@@ -146,7 +151,9 @@ def _restore(current, state, done):
         rng.set_state(state.state)
         return rng
     if isinstance(state, torch.Tensor):
-        return state.clone()
+        if id(state) not in done:  # a tensor shared in the state stays shared
+            done[id(state)] = (state, state.clone())
+        return done[id(state)][1]
     if isinstance(state, list):
         items = [_restore(_at(current, i), v, done) for i, v in enumerate(state)]
         if isinstance(current, list):

@@ -5,8 +5,7 @@ import sys
 import time
 import warnings
 
-from ._benchmark._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
-from ._benchmark._streams import STREAMS
+from ._benchmark import OVERRIDES, REGIMES, STRATEGIES, STREAMS, strategy_params
 
 
 def _list(kind, choices=None):
@@ -119,8 +118,15 @@ def _benchmark(args):
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    from ._benchmark._report import format_table, summarize, write_files, write_plots
-    from ._benchmark._runner import _cached_stream, run_in_worker, run_strategy
+    from ._benchmark import (
+        cached_stream,
+        format_table,
+        run_in_worker,
+        run_strategy,
+        summarize,
+        write_files,
+        write_plots,
+    )
 
     torch.set_num_threads(1)
     stream_args = dict(
@@ -133,7 +139,7 @@ def _benchmark(args):
     if overrides["hidden"] is not None:
         overrides["hidden"] = tuple(overrides["hidden"])
     start = time.perf_counter()
-    stream = _cached_stream(**stream_args, seed=0)
+    stream = cached_stream(**stream_args, seed=0)
     # Seed-major, so that each process draws each seed's stream once.
     runs = [
         (strategy, strategy_params(strategy, stream.regime, overrides), seed)
@@ -148,7 +154,7 @@ def _benchmark(args):
     if args.n_jobs == 1:
         results = []
         for strategy, params, seed in runs:
-            stream = _cached_stream(**stream_args, seed=seed)
+            stream = cached_stream(**stream_args, seed=seed)
             joint = strategy.startswith("joint")
             total = params["max_epochs"] if joint else stream.n_tasks
             with tqdm(

@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from skcl import ContinualClassifier
-from skcl._benchmark._presets import REGIMES, STRATEGIES, strategy_params
-from skcl._benchmark._runner import run_strategy
-from skcl._benchmark._streams import STREAMS, load_stream, regime_of
+from skcl._benchmark import (
+    REGIMES,
+    STRATEGIES,
+    STREAMS,
+    load_stream,
+    regime_of,
+    run_strategy,
+    strategy_params,
+)
 from skcl.cli import main
 from skcl.datasets import fetch_mnist
 from skcl.penalties import EWC

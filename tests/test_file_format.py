@@ -16,6 +16,7 @@ from _equality import same
 import skcl
 from skcl import _file_format as ff
 from skcl._file_format import Decoder, Encoder, FormatError, read, write
+from skcl._persistence import FORMAT_VERSION
 
 FORMAT = {"format_name": "demo", "version": 3}
 
@@ -192,7 +193,7 @@ def test_json_nested_2000_levels_is_refused_without_recursion_error(tmp_path):
         tmp_path / "deep.skcl",
         "[" * 2000 + "]" * 2000,
         format="skcl",
-        format_version="1",
+        format_version=str(FORMAT_VERSION),
     )
     with pytest.raises(ValueError, match="nested deeper than 64 levels"):
         skcl.load(skcl_file)

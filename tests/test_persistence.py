@@ -357,11 +357,14 @@ def rewritten(path, tmp_path, edit):
     return tmp_path / "edited.skcl"
 
 
-def fitted_entry(doc, *keys):
-    value = doc["fitted"]
-    for key in keys:
-        value = value[key]
-    return value
+def owner_entry(doc, *path):
+    """The attributes of the owner at ``path`` (estimator, then net_, ...)."""
+    attributes = doc["state"]["dict"]["$owner"][1]["dict"]
+    for key in path:
+        value = attributes[key]
+        value = value[0] if isinstance(value, list) else value
+        attributes = value["dict"]["$owner"][1]["dict"]
+    return attributes
 
 
 def set_param(name, value):
@@ -378,22 +381,23 @@ def shrink_tensor(name):
     return edit
 
 
+ESTIMATOR, NET = "state/$owner/1", "state/$owner/1/net_/$owner/1"
 TAMPERED = {
     "module tensor of the wrong shape": (
-        shrink_tensor("module/layers.0.weight"),
-        r"module\['layers.0.weight'\] should be a torch.float32 tensor of shape "
+        shrink_tensor(f"{NET}/module_/$module/0/layers.0.weight"),
+        r"module_\['layers.0.weight'\] should be a torch.float32 tensor of shape "
         r"\(16, 64\)",
     ),
     "snapshot of the wrong shape": (
-        shrink_tensor("attributes/snapshots_/1/layers.3.bias"),
+        shrink_tensor(f"{ESTIMATOR}/snapshots_/1/layers.3.bias"),
         r"snapshots_\[1\]\['layers.3.bias'\]",
     ),
     "optimizer state of the wrong shape": (
-        shrink_tensor("optimizer/state/0/momentum_buffer"),
+        shrink_tensor(f"{NET}/optimizer_/$optimizer/state/0/momentum_buffer"),
         r"optimizer state 0/momentum_buffer does not match",
     ),
     "penalty state of the wrong shape": (
-        shrink_tensor("penalties/0/precision_/0"),
+        shrink_tensor(f"{ESTIMATOR}/penalty_/$owner/1/precision_/0"),
         r"penalty 0 \(EWC\).precision_ holds a torch.float32 tensor of shape "
         r"\(15, 64\)",
     ),
@@ -408,12 +412,13 @@ TAMPERED = {
     ),
     "invalid parameter": (set_param("lr", -1.0), "lr must be a positive float"),
     "missing entry": (
-        lambda doc, tensors: doc["fitted"].pop("optimizer"),
-        "missing entry 'optimizer'",
+        lambda doc, tensors: owner_entry(doc, "net_").pop("optimizer_"),
+        r"net_ does not hold the state of a skcl._net._ClassifierNet: missing "
+        r"\['optimizer_'\]",
     ),
     "missing tensor": (
-        lambda doc, tensors: tensors.pop("module/layers.0.bias"),
-        "refers to a tensor 'module/layers.0.bias' missing from the file",
+        lambda doc, tensors: tensors.pop(f"{NET}/module_/$module/0/layers.0.bias"),
+        "refers to a tensor '.*layers.0.bias' missing from the file",
     ),
     "unknown kind of entry": (
         set_param(
@@ -422,28 +427,47 @@ TAMPERED = {
         "unknown entry kind 'pickle'",
     ),
     "tasks and snapshots disagree": (
-        lambda doc, tensors: fitted_entry(doc, "attributes", "dict", "tasks_").pop(),
+        lambda doc, tensors: owner_entry(doc)["tasks_"].pop(),
         "tasks, snapshots and task index do not agree",
     ),
     "output mask of the wrong shape": (
         lambda doc, tensors: (
-            doc["fitted"].update(output_mask={"tensor": "mask"}),
+            owner_entry(doc, "net_").update(output_mask_={"tensor": "mask"}),
             tensors.update(mask=torch.ones(3, dtype=torch.bool)),
         ),
         r"output_mask should be a bool tensor of shape \(10,\)",
     ),
     "unexpected parameter": (set_param("net_", 1), r"unexpected parameters \['net_'\]"),
     "attribute replacing the net": (
-        lambda doc, tensors: fitted_entry(doc, "attributes", "dict").update(net_=1),
-        r"attributes would overwrite \['net_'\]",
+        lambda doc, tensors: owner_entry(doc).update(net_=1),
+        r"net_ is not stored as an object's state",
+    ),
+    "attribute replacing a method": (
+        lambda doc, tensors: owner_entry(doc).update(predict=1),
+        r"the estimator would overwrite \['predict'\]",
+    ),
+    "attribute replacing a parameter": (
+        lambda doc, tensors: owner_entry(doc).update(lr=1),
+        r"the estimator would overwrite \['lr'\]",
+    ),
+    "unexpected attribute": (
+        lambda doc, tensors: owner_entry(doc).update(extra_=1),
+        r"unexpected \['extra_'\]",
     ),
     "penalty state replacing a method": (
-        lambda doc, tensors: fitted_entry(doc, "penalties", 0, "dict").update(loss=1),
-        r"penalty 0 \(EWC\) would overwrite \['loss'\]",
+        lambda doc, tensors: owner_entry(doc, "penalty_").update(loss=1),
+        r"penalty_ would overwrite \['loss'\]",
     ),
     "penalty state missing": (
-        lambda doc, tensors: doc["fitted"].update(penalties=[]),
-        "one state per penalty",
+        lambda doc, tensors: owner_entry(doc, "net_").update(penalties_=[]),
+        "penalties_ holds 0 objects, not 1",
+    ),
+    "net of another class": (
+        lambda doc, tensors: owner_entry(doc)["net_"]["dict"]["$owner"].__setitem__(
+            0, "skcl._net._RegressorNet"
+        ),
+        r"net_ is stored as a skcl._net._RegressorNet, but the file's classes build "
+        r"a skcl._net._ClassifierNet there",
     ),
 }
 
@@ -461,12 +485,32 @@ def raw_metadata(path):
     return json.loads(data[8 : 8 + size])["__metadata__"]
 
 
-def test_other_format_versions_are_refused(saved_file, tmp_path):
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_other_format_versions_are_refused(saved_file, tmp_path, version):
+    """Files of skcl's first format (before the training state had one owner)
+    and of later ones are refused with a message naming both versions."""
     _, tensors = _read(saved_file)
-    metadata = {**raw_metadata(saved_file), "format_version": "2"}
-    safetensors.torch.save_file(tensors, tmp_path / "v2.skcl", metadata=metadata)
-    with pytest.raises(ValueError, match=r"format version '2'.*reads format version 1"):
-        load(tmp_path / "v2.skcl")
+    metadata = {**raw_metadata(saved_file), "format_version": version}
+    safetensors.torch.save_file(tensors, tmp_path / "v.skcl", metadata=metadata)
+    with pytest.raises(
+        ValueError, match=rf"format version '{version}'.*reads format version 2"
+    ):
+        load(tmp_path / "v.skcl")
+
+
+@pytest.mark.parametrize("rename_state", [False, True])
+def test_a_classifier_file_relabelled_as_a_regressor_is_refused(
+    saved_file, tmp_path, rename_state
+):
+    def edit(doc, tensors):
+        doc["estimator"] = {"type": "skcl._regressor.ContinualRegressor"}
+        for name in ("classes", "multi_head"):
+            doc["params"]["dict"].pop(name)
+        if rename_state:
+            doc["state"]["dict"]["$owner"][0] = "skcl._regressor.ContinualRegressor"
+
+    with pytest.raises(ValueError, match="Cannot load"):
+        load(rewritten(saved_file, tmp_path, edit))
 
 
 @pytest.mark.parametrize("keep", [0, 7, 100, 0.5, -1])
@@ -514,3 +558,18 @@ def test_model_trained_on_the_gpu_loads_on_the_cpu(digits_stream, tmp_path):
     assert all(f.device.type == "cpu" for f in loaded.penalty_[0].precision_)
     np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X), atol=1e-5)
     loaded.partial_fit(X[t == 2], y[t == 2], task_id=2)
+
+
+def test_random_byte_flips_are_refused(saved_file, tmp_path):
+    """200 files, each with one random bit of one random byte flipped: every
+    one is refused with a ValueError (checksum, header or container), none
+    loads and none raises anything else."""
+    data = saved_file.read_bytes()
+    rng = np.random.RandomState(0)
+    for _ in range(200):
+        flipped = bytearray(data)
+        flipped[rng.randint(len(data))] ^= 1 << rng.randint(8)
+        path = tmp_path / "flipped.skcl"
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError):
+            load(path)

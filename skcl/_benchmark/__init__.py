@@ -1,1 +1,26 @@
-"""The machinery of ``skcl benchmark``: streams, strategy presets, runs, reports."""
+"""The machinery of ``skcl benchmark``: streams, strategy presets, runs, reports.
+
+The command line, ``benchmarks/`` and the tests import these names from here.
+"""
+
+from ._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
+from ._report import format_table, summarize, write_files, write_plots
+from ._runner import cached_stream, run_in_worker, run_strategy
+from ._streams import STREAMS, load_stream, regime_of
+
+__all__ = [
+    "OVERRIDES",
+    "REGIMES",
+    "STRATEGIES",
+    "STREAMS",
+    "cached_stream",
+    "format_table",
+    "load_stream",
+    "regime_of",
+    "run_in_worker",
+    "run_strategy",
+    "strategy_params",
+    "summarize",
+    "write_files",
+    "write_plots",
+]

@@ -149,14 +149,14 @@ def run_in_worker(stream_args, strategy, params, seed):
     the whole experiment (task draws, initialization and sample order).
     """
     torch.set_num_threads(1)
-    stream = _cached_stream(**stream_args, seed=seed)
+    stream = cached_stream(**stream_args, seed=seed)
     return run_strategy(stream, strategy, params, seed)
 
 
 _STREAMS = {}
 
 
-def _cached_stream(**stream_args):
+def cached_stream(**stream_args):
     from ._streams import load_stream
 
     key = tuple(sorted(stream_args.items()))

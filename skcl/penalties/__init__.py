@@ -6,10 +6,11 @@ penalties adds their terms. Subclass :class:`Penalty` to write your own.
 
 from ._base import Penalty
 from ._ewc import EWC
-from ._fisher import output_norm_gradients, squared_gradients
+from ._fisher import squared_gradients
 from ._l2 import L2
 from ._l2_init import L2Init
 from ._mas import MAS
+from ._output_norm import output_norm_gradients
 from ._quadratic import QuadraticPenalty, quadratic_penalty
 from ._shrink_perturb import ShrinkAndPerturb
 from ._si import SI

@@ -1,12 +1,11 @@
-"""Diagonal Fisher information and MAS importance from per-sample gradients."""
+"""Diagonal Fisher information from per-sample gradients."""
 
 import numbers
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ._per_sample import per_sample_gradient_means
+from ._per_sample import check_inputs, per_sample_gradient_means
 
 _FISHERS = ("empirical", "true", "sampled")
 
@@ -89,35 +88,6 @@ def _check_logits(z):
             "fisher='true' and 'sampled' with loss='cross_entropy' need outputs "
             f"of shape (n_samples, n_classes), got {tuple(z.shape)}."
         )
-
-
-def _validate(module, X, batch_size, output_transform):
-    """Check the shared arguments; return ``X`` as a tensor on the module's device."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(
-            f"module must be a torch.nn.Module, got {type(module).__name__}."
-        )
-    if batch_size is not None and (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"batch_size must be None or a positive int, got {batch_size!r}."
-        )
-    if output_transform is not None and not callable(output_transform):
-        raise TypeError(
-            f"output_transform must be None or callable, got {output_transform!r}."
-        )
-    reference = next(module.parameters(), None)
-    X = torch.as_tensor(X, device=None if reference is None else reference.device)
-    if X.dim() == 0 or len(X) == 0:
-        raise ValueError(
-            f"X must hold at least one sample, got shape {tuple(X.shape)}."
-        )
-    if reference is not None and X.is_floating_point():
-        X = X.to(reference.dtype)
-    return X
 
 
 def squared_gradients(
@@ -222,7 +192,7 @@ def squared_gradients(
             "random_state must be None, an int or a torch.Generator, got "
             f"{random_state!r}."
         )
-    X = _validate(module, X, batch_size, output_transform)
+    X = check_inputs(module, X, batch_size, output_transform)
     if fisher == "empirical":
         y = torch.as_tensor(y, device=X.device)
         if y.dim() == 0 or len(y) != len(X):
@@ -249,56 +219,6 @@ def squared_gradients(
         X,
         cotangents,
         reduction="square",
-        batch_size=batch_size,
-        output_transform=output_transform,
-    )
-
-
-def output_norm_gradients(module, X, *, batch_size=1024, output_transform=None):
-    """MAS importance: mean absolute per-sample gradient of the squared output norm.
-
-    ``Omega_j = 1/N sum_n |d ||f(x_n)||_2^2 / d theta_j|`` (Aljundi et al.,
-    "Memory Aware Synapses", ECCV 2018, eq. 3-4), the absolute value taken of
-    each sample's gradient, not of the gradient of a batch mean. No labels
-    are needed. Eval mode, chunking and the fast path are as in
-    :func:`squared_gradients`.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network; ``f(x)`` is its output (logits for a classifier).
-    X : array-like or Tensor
-        Inputs, samples along the first axis.
-    batch_size : int or None, default=1024
-        Samples per chunk: it bounds memory and does not change the result.
-        None processes all samples at once.
-    output_transform : callable or None, default=None
-        Applied to the module's output first.
-
-    Returns
-    -------
-    dict of str to Tensor
-        For each trainable parameter, by name, the importance shaped like the
-        parameter, on its device.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> from skcl.penalties._fisher import output_norm_gradients
-    >>> net = nn.Linear(2, 1)
-    >>> with torch.no_grad():
-    ...     _ = net.weight.fill_(1.0), net.bias.zero_()
-    >>> X = torch.tensor([[1.0, -1.0], [1.0, 1.0]])  # f = 0 and 2: grads 0 and 4 * x
-    >>> output_norm_gradients(net, X)["weight"]
-    tensor([[2., 2.]])
-    """
-    X = _validate(module, X, batch_size, output_transform)
-    return per_sample_gradient_means(
-        module,
-        X,
-        lambda z, start: 2 * z[None],
-        reduction="abs",
         batch_size=batch_size,
         output_transform=output_transform,
     )

@@ -2,7 +2,7 @@ import numbers
 
 import torch
 
-from ._fisher import output_norm_gradients
+from ._output_norm import output_norm_gradients
 from ._quadratic import (
     QuadraticPenalty,
     detached_copy,

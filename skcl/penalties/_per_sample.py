@@ -35,6 +35,7 @@ layer that sees a first axis of another length (a module that folds a sequence
 axis into the batch, say) sends the whole network to the fallback.
 """
 
+import numbers
 from contextlib import contextmanager
 
 import torch
@@ -288,3 +289,32 @@ def per_sample_gradient_means(
             return _run(module, X, cotangents, phi, batch_size, output_transform, fast)
         except _NotPerSample:
             return _run(module, X, cotangents, phi, batch_size, output_transform, False)
+
+
+def check_inputs(module, X, batch_size, output_transform):
+    """Check the shared arguments; return ``X`` as a tensor on the module's device."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"module must be a torch.nn.Module, got {type(module).__name__}."
+        )
+    if batch_size is not None and (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"batch_size must be None or a positive int, got {batch_size!r}."
+        )
+    if output_transform is not None and not callable(output_transform):
+        raise TypeError(
+            f"output_transform must be None or callable, got {output_transform!r}."
+        )
+    reference = next(module.parameters(), None)
+    X = torch.as_tensor(X, device=None if reference is None else reference.device)
+    if X.dim() == 0 or len(X) == 0:
+        raise ValueError(
+            f"X must hold at least one sample, got shape {tuple(X.shape)}."
+        )
+    if reference is not None and X.is_floating_point():
+        X = X.to(reference.dtype)
+    return X

@@ -4,13 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skcl.penalties import _per_sample
-from skcl.penalties._fisher import (
-    _cross_entropy,
-    _loss_cotangents,
-    output_norm_gradients,
-    squared_gradients,
-)
+from skcl.penalties import _per_sample, output_norm_gradients, squared_gradients
+from skcl.penalties._fisher import _cross_entropy, _loss_cotangents
 
 
 @pytest.fixture(autouse=True)
