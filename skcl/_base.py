@@ -193,22 +193,22 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             if first:
                 self._initialize(X, n_outputs)
             self._check_penalty_step()
-            X = self._to_tensor(X)
-            y_all, y = y, self._to_tensor(y, dtype=self._target_dtype)
-            chunks = [(task_id == task, task) for task in order]
+            X_all, y_all = (
+                self._to_tensor(X),
+                self._to_tensor(y, dtype=self._target_dtype),
+            )
         except BaseException:
             self._reinstate(previous)
             raise
-        for i, (rows, task) in enumerate(chunks):
-            index = None if len(order) == 1 else torch.as_tensor(rows).nonzero()[:, 0]
-            index = None if index is None else index.to(X.device)
+        for i, task in enumerate(order):
+            if len(order) == 1:
+                chunk = X_all, y_all, y
+            else:
+                rows = task_id == task
+                index = torch.as_tensor(rows).nonzero()[:, 0].to(X_all.device)
+                chunk = X_all[index], y_all[index], y[rows]
             try:
-                self._train_task(
-                    X if index is None else X[index],
-                    y if index is None else y[index],
-                    y_all if index is None else y_all[rows],
-                    task,
-                )
+                self._train_task(*chunk, task)
             except BaseException:
                 if first and i == 0:
                     self._reinstate(previous)

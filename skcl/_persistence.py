@@ -121,6 +121,11 @@ def save(estimator, path):
             "save stores skcl's continual estimators, got "
             f"{type(estimator).__name__}; use pickle or joblib for other objects."
         )
+    if getattr(estimator, "_snapshot_in_use", False):
+        raise RuntimeError(
+            "Cannot save inside `with estimator.use_snapshot(...)`: the network "
+            "holds a snapshot's parameters. Save after the block."
+        )
     encoder = Encoder(
         {cls: name for name, cls in _default_classes().items()},
         object_bases=(Penalty, Callback),

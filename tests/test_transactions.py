@@ -14,6 +14,7 @@ import torch
 from _equality import same
 from skorch.callbacks import Callback
 
+import skcl
 from skcl import ContinualClassifier
 from skcl.callbacks import PrequentialScore
 from skcl.metrics import accuracy_matrix
@@ -295,13 +296,15 @@ def test_accuracy_matrix_refuses_the_task_ids_fit_refuses(digits_stream):
         accuracy_matrix(clf, X, y, t.astype(float))
 
 
-def test_training_inside_use_snapshot_is_refused(digits_stream):
+def test_training_and_saving_inside_use_snapshot_are_refused(digits_stream, tmp_path):
     X, y, t = digits_stream
     clf = make(max_epochs=1).fit(X[t == 0], y[t == 0])
     before = state_of(clf)
     with clf.use_snapshot("initial"):
         with pytest.raises(RuntimeError, match=r"inside `with estimator\.use_snapshot"):
             clf.partial_fit(X[t == 1], y[t == 1], task_id=1)
+        with pytest.raises(RuntimeError, match=r"inside `with estimator\.use_snapshot"):
+            skcl.save(clf, tmp_path / "model.skcl")
     assert same(state_of(clf), before)
     clf.partial_fit(X[t == 1], y[t == 1], task_id=1)
     assert clf.tasks_ == [0, 1]
