@@ -76,36 +76,43 @@ def skcl_loop(
     return time.perf_counter() - start
 
 
-def measure_steps(name, X, y, sizes, batch_size, penalty, repeats, target):
-    times = {"explicit": [], "implicit": []}
+def compare(name, reference, ours, repeats, target):
+    """Alternate the two runs ``repeats`` times; print and return the ratio of
+    the medians, ``ours`` over ``reference``."""
+    times = [[], []]
     for _ in range(repeats):
-        for step in times:
-            times[step].append(
-                skcl_loop(X, y, sizes, batch_size, 1.0, 0.01, penalty, step, 0.9)
-            )
-    explicit, implicit = np.median(times["explicit"]), np.median(times["implicit"])
-    ratio = implicit / explicit
+        times[0].append(reference())
+        times[1].append(ours())
+    first, second = np.median(times[0]), np.median(times[1])
+    ratio = second / first
     verdict = "ok" if ratio <= target else "OVER"
     print(
-        f"{name:<34} {explicit:8.3f} s {implicit:8.3f} s {ratio:7.2f}x"
+        f"{name:<34} {first:8.3f} s {second:8.3f} s {ratio:7.2f}x"
         f"  (target <= {target:.2f}x: {verdict})"
     )
     return ratio
 
 
 def measure(name, X, y, sizes, batch_size, lam, repeats, target):
-    times = {"hand": [], "skcl": []}
-    for _ in range(repeats):
-        times["hand"].append(hand_loop(X, y, sizes, batch_size, lam, 0.01))
-        times["skcl"].append(skcl_loop(X, y, sizes, batch_size, lam, 0.01))
-    hand, ours = np.median(times["hand"]), np.median(times["skcl"])
-    ratio = ours / hand
-    verdict = "ok" if ratio <= target else "OVER"
-    print(
-        f"{name:<34} {hand:8.3f} s {ours:8.3f} s {ratio:7.2f}x"
-        f"  (target <= {target:.2f}x: {verdict})"
+    """skcl against the hand-written loop, without momentum."""
+    return compare(
+        name,
+        lambda: hand_loop(X, y, sizes, batch_size, lam, 0.01),
+        lambda: skcl_loop(X, y, sizes, batch_size, lam, 0.01),
+        repeats,
+        target,
     )
-    return ratio
+
+
+def measure_steps(name, X, y, sizes, batch_size, penalty, repeats, target):
+    """skcl's implicit penalty step against its explicit one, momentum 0.9."""
+
+    def run(step):
+        return skcl_loop(X, y, sizes, batch_size, 1.0, 0.01, penalty, step, 0.9)
+
+    return compare(
+        name, lambda: run("explicit"), lambda: run("implicit"), repeats, target
+    )
 
 
 def main(argv=None):

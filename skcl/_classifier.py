@@ -9,12 +9,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from typing_extensions import Self
 
 from ._base import _ContinualEstimator
+from ._multi_head import _MultiHeadMixin
 from ._net import _ClassifierNet
-from ._tasks import check_task_id, task_order
 from .modules import MLP
 
 
-class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
+class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator):
     """Neural-network classifier that learns a stream of tasks.
 
     A scikit-learn estimator around a skorch :class:`~skorch.NeuralNetClassifier`
@@ -245,33 +245,6 @@ class ContinualClassifier(ClassifierMixin, _ContinualEstimator):
 
     def _n_outputs(self):
         return len(self.classes_)
-
-    def _initialize(self, X, n_outputs):
-        super()._initialize(X, n_outputs)
-        self.task_classes_ = {}
-
-    def _task_output_mask(self, task, y):
-        if not self.multi_head:
-            return None
-        seen = set(self.task_classes_.get(task, ())) | set(np.unique(y).tolist())
-        self.task_classes_[task] = sorted(seen)
-        mask = torch.zeros(len(self.classes_), dtype=torch.bool)
-        mask[self.task_classes_[task]] = True
-        return mask.to(self.net_.device)
-
-    def _predict_output_mask(self, task_id, n_samples):
-        if not self.multi_head or task_id is None:
-            return None
-        task_id = check_task_id(task_id, n_samples)
-        mask = torch.zeros(n_samples, len(self.classes_), dtype=torch.bool)
-        for task in task_order(task_id):
-            if task not in self.task_classes_:
-                raise ValueError(
-                    f"task_id {task!r} was never trained; known tasks: {self.tasks_}."
-                )
-            rows = torch.as_tensor(task_id == task).nonzero()
-            mask[rows, self.task_classes_[task]] = True
-        return mask
 
     def predict_proba(
         self, X: ArrayLike, task_id: ArrayLike | None = None

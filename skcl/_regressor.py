@@ -29,14 +29,9 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
     penalty : Penalty, list of Penalty or None, default=None
         Terms anchoring the network to earlier parameters.
     penalty_step : {"implicit", "explicit"}, default="implicit"
-        How the quadratic penalties (all the built-in ones but
-        shrink-and-perturb) enter each step. ``"implicit"``: after the
-        optimizer's step on the task loss, an exact proximal step, which never
-        diverges whatever the strength (SGD with any momentum, Nesterov or
-        dampening; Adam, AdamW, RMSprop and Adagrad with their per-coordinate
-        step size; other optimizers are refused). ``"explicit"``: the
-        penalties' gradient is added to the task loss's, as in most papers'
-        code; stable only while ``lr * lam * importance < 2 (1 + momentum)``.
+        How the quadratic penalties enter each step: an exact proximal step
+        that never diverges, or their gradient added to the task loss's (see
+        :class:`ContinualClassifier`).
     lr : float, default=0.001
         Learning rate of the first task (lower than the classifier's: squared
         errors on unscaled targets give large gradients).

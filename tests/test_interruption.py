@@ -40,16 +40,16 @@ def _rearmed():
     InterruptAt.fired = False
 
 
-def make(callbacks=None):
-    return ContinualClassifier(
+def make(**params):
+    defaults = dict(
         penalty=[EWC(lam=10.0), SI(lam=0.1, xi=0.1)],
         module__dropout=0.1,
         max_epochs=2,
         lr=0.05,
         batch_size=10,
         random_state=0,
-        callbacks=callbacks,
     )
+    return ContinualClassifier(**{**defaults, **params})
 
 
 def state_of(clf):

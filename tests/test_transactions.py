@@ -13,12 +13,12 @@ import pytest
 import torch
 from _equality import same
 from skorch.callbacks import Callback
+from test_interruption import make
 
 import skcl
-from skcl import ContinualClassifier
 from skcl.callbacks import PrequentialScore
 from skcl.metrics import accuracy_matrix
-from skcl.penalties import EWC, L2, SI
+from skcl.penalties import EWC, L2
 
 
 class Interrupter(Callback):
@@ -50,18 +50,6 @@ def _disarmed():
     Interrupter.armed = False
     yield
     Interrupter.armed = False
-
-
-def make(**params):
-    defaults = dict(
-        penalty=[EWC(lam=10.0), SI(lam=0.1, xi=0.1)],
-        module__dropout=0.1,
-        max_epochs=2,
-        lr=0.05,
-        batch_size=10,
-        random_state=0,
-    )
-    return ContinualClassifier(**{**defaults, **params})
 
 
 def state_of(clf):
