@@ -136,15 +136,12 @@ class _ContinualNetMixin:
         self.notify("on_train_end", X=X, y=y)
 
     def _implicit_step(self):
-        forms = []
-        for penalty in self.penalties_:
-            form = (
-                penalty.quadratic(self)
-                if isinstance(penalty, QuadraticPenalty)
-                else None
-            )
-            if form is not None and penalty.lam != 0:
-                forms.append((float(penalty.lam), form[0], form[1]))
+        forms = [
+            (float(penalty.lam), form[0], form[1])
+            for penalty in self.penalties_
+            if isinstance(penalty, QuadraticPenalty)
+            and (form := penalty.active_quadratic(self)) is not None
+        ]
         if not forms:
             return None
         params = [p for p in self.module_.parameters() if p.requires_grad]

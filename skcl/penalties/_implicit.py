@@ -168,17 +168,15 @@ class _Group:
         # without Nesterov makes it (theta - theta') / lr, theta before the step.
         shrink = self._sgd_shrink()
         group = self.group
-        if not group["momentum"]:
-            torch._foreach_lerp_(self.params, self.centre, shrink)
-            return
-        buffers = [self.state[p]["momentum_buffer"] for p in self.params]
+        buffers = [self.state[p].get("momentum_buffer") for p in self.params]
         work = self.work
         if not group["nesterov"]:
             torch._foreach_lerp_(self.params, self.centre, shrink)
-            torch._foreach_sub_(work, self.params, alpha=1.0 / float(group["lr"]))
-            # The new buffers are the workspace: swap instead of copying.
-            for i, p in enumerate(self.params):
-                self.state[p]["momentum_buffer"], work[i] = work[i], buffers[i]
+            if group["momentum"]:
+                torch._foreach_sub_(work, self.params, alpha=1.0 / float(group["lr"]))
+                # The new buffers are the workspace: swap instead of copying.
+                for i, p in enumerate(self.params):
+                    self.state[p]["momentum_buffer"], work[i] = work[i], buffers[i]
             return
         for w, p, c in zip(work, self.params, self.centre, strict=True):
             torch.sub(p, c, out=w)

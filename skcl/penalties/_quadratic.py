@@ -146,9 +146,14 @@ class QuadraticPenalty(Penalty):
         """Return ``(centres, weights, b)`` (weights None for all ones), or None."""
         return None
 
-    def loss(self, net):
+    def active_quadratic(self, net):
+        """Return ``quadratic(net)``, or None when there is no term (or lam is 0)."""
         form = self.quadratic(net)
-        if form is None or self.lam == 0:
+        return None if form is None or self.lam == 0 else form
+
+    def loss(self, net):
+        form = self.active_quadratic(net)
+        if form is None:
             return None
         centres, weights, offset = form
         params = [p for _, p in trainable_parameters(net)]
@@ -162,8 +167,8 @@ class QuadraticPenalty(Penalty):
         ``params`` are the trainable parameters (with gradients, in order)
         and ``workspace`` tensors shaped like them, overwritten.
         """
-        form = self.quadratic(net)
-        if form is None or self.lam == 0:
+        form = self.active_quadratic(net)
+        if form is None:
             return
         centres, weights, _ = form
         for buffer, p, c in zip(workspace, params, centres, strict=True):
