@@ -106,6 +106,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
         *,
         module=MLP,
         penalty=None,
+        replay=None,
         penalty_step="implicit",
         lr=0.01,
         lr_decay=1.0,
@@ -124,6 +125,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
     ):
         self.module = module
         self.penalty = penalty
+        self.replay = replay
         self.penalty_step = penalty_step
         self.lr = lr
         self.lr_decay = lr_decay
@@ -277,12 +279,15 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             self.penalty_ = (
                 penalties if isinstance(self.penalty, (list, tuple)) else penalties[0]
             )
+        self.replay_ = None if self.replay is None else clone(self.replay)
         self.net_ = net
         self.tasks_ = []
         self.snapshots_ = []
         self.initial_snapshot_ = self._state_copy() if self.keep_snapshots else None
         self._built_with = self._frozen_params()
-        net.initialize_stream(penalties)
+        net.initialize_stream(
+            penalties if self.replay_ is None else [*penalties, self.replay_]
+        )
 
     def _net_kwargs(self):
         return {}
@@ -290,14 +295,14 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
     def _check_penalty_step(self):
         net = self.net_
         if self.penalty_step == "implicit" and any(
-            isinstance(p, QuadraticPenalty) for p in net.penalties_
+            isinstance(p, QuadraticPenalty) for p in net.plugins_
         ):
             check_implicit_optimizer(net.optimizer_)
 
-    def _sync_penalties(self):
-        """Give the fitted penalties the hyper-parameters set since."""
+    def _sync_plugins(self):
+        """Give the fitted plug-ins the hyper-parameters set since."""
         for fitted, declared in zip(
-            self.net_.penalties_, self._penalty_list(), strict=True
+            self.net_.plugins_, self._plugin_list(), strict=True
         ):
             fitted.set_params(**declared.get_params(deep=False))
 
@@ -313,8 +318,10 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
 
     def _train_task_unguarded(self, X, y, labels, task):
         net = self.net_
-        self._sync_penalties()
+        self._sync_plugins()
         if not self.tasks_ or task != self.tasks_[-1]:
+            if self.tasks_:
+                net.end_task()
             self.tasks_.append(task)
             net.begin_task(reset_optimizer=self.reset_optimizer)
         k = len(self.tasks_) - 1
@@ -337,7 +344,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
                 )
             except FloatingPointError as error:
                 advice = "a lower learning rate (lr)"
-                if self.penalty_step == "explicit" and net.penalties_:
+                if self.penalty_step == "explicit" and net.plugins_:
                     advice += ", a smaller penalty strength or penalty_step='implicit'"
                 raise FloatingPointError(
                     f"Training diverged in task {task!r}: {error} The estimator was "
@@ -357,8 +364,8 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "net_" in state:
-            for penalty in self.net_.penalties_:
-                penalty.to(self.net_.device)
+            for plugin in self.net_.plugins_:
+                plugin.to(self.net_.device)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")

@@ -37,6 +37,10 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         Terms anchoring the network to earlier parameters, e.g.
         :class:`skcl.penalties.L2`; a list adds its terms. Their parameters are
         reachable as ``penalty__lam`` (or ``penalty__0__lam`` for a list).
+    replay : Replay or None, default=None
+        A memory of earlier tasks' samples that training replays, e.g.
+        :class:`skcl.replay.ER`; it composes with the penalties. Its
+        parameters are reachable as ``replay__memory_size``.
     penalty_step : {"implicit", "explicit"}, default="implicit"
         How the quadratic penalties (all the built-in ones but
         shrink-and-perturb) enter each step. ``"implicit"``: after the
@@ -104,6 +108,8 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         The class indices seen in each task.
     penalty_ : Penalty, list of Penalty or None
         The fitted penalties (clones of ``penalty``) with their state.
+    replay_ : Replay or None
+        The fitted replay strategy (a clone of ``replay``) with its memory.
     net_ : skorch.NeuralNetClassifier
         The inner skorch net (history, callbacks, optimizer).
     module_ : torch.nn.Module
@@ -140,6 +146,7 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         *,
         module=MLP,
         penalty=None,
+        replay=None,
         penalty_step="implicit",
         lr=0.01,
         lr_decay=1.0,
@@ -161,6 +168,7 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         super().__init__(
             module=module,
             penalty=penalty,
+            replay=replay,
             penalty_step=penalty_step,
             lr=lr,
             lr_decay=lr_decay,

@@ -1,4 +1,4 @@
-"""The inner skorch nets: a lean per-task training loop with penalty hooks."""
+"""The inner skorch nets: a lean per-task training loop with plug-in hooks."""
 
 import math
 
@@ -6,8 +6,8 @@ import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 
-from .penalties import Penalty, QuadraticPenalty
-from .penalties._base import _map_tensors
+from ._hooks import Hooks
+from ._plugin import Step, _map_tensors, mask_outputs
 from .penalties._implicit import ImplicitQuadraticStep
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
@@ -34,7 +34,7 @@ class _ContinualNetMixin:
         "optimizer_",
         "history_",
         "callbacks_",
-        "penalties_",
+        "plugins_",
         "task_index_",
         "output_mask_",
     )
@@ -43,46 +43,39 @@ class _ContinualNetMixin:
     def _default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        loss = self.criterion_(y_pred, y_true)
-        if training:
-            penalty = self.penalty_loss()
-            if penalty is not None:
-                loss = loss + penalty
-        return loss
-
-    def penalty_loss(self):
-        """Return the sum of the penalties' terms, or None if there is none."""
-        return _sum_terms(self.penalties_, self)
-
     def infer_task(self, X):
         """Forward ``X`` through the module, masking the current task's outputs."""
-        y_pred = self.module_(X)
-        if self.output_mask_ is not None:
-            y_pred = y_pred.masked_fill(~self.output_mask_, float("-inf"))
-        return y_pred
+        return mask_outputs(self.module_(X), self.output_mask_)
 
-    def initialize_stream(self, penalties):
-        """Start a stream with ``penalties``: no task yet."""
-        self.penalties_ = penalties
+    def initialize_stream(self, plugins):
+        """Start a stream with ``plugins``: no task yet."""
+        self.plugins_ = plugins
         self.task_index_ = -1
         self.output_mask_ = None
-        for penalty in penalties:
-            penalty.initialize(self)
+        Hooks(plugins).notify("initialize", self)
 
     def begin_task(self, *, reset_optimizer):
-        """Open the next task; the previous one, if any, has ended."""
+        """Open the next task."""
         self.task_index_ += 1
         if self.task_index_ > 0 and reset_optimizer:
             self.initialize_optimizer()
-        for penalty in self.penalties_:
-            penalty.begin_task(self)
+        Hooks(self.plugins_).notify("begin_task", self)
+
+    def end_task(self):
+        """Close the current task: the network holds its final parameters."""
+        Hooks(self.plugins_).notify("end_task", self)
 
     def consolidate(self, X, y, task):
-        """Let the penalties learn from the chunk just trained; check their state."""
-        for penalty in self.penalties_:
-            penalty.consolidate(self, X, y)
-            _check_finite_state(penalty, task)
+        """Let the plug-ins learn from the chunk just trained; check their state."""
+        for plugin in self.plugins_:
+            plugin.consolidate(self, X, y)
+            _check_finite_state(plugin, task)
+
+    def quadratic_value(self):
+        """Return the sum of the quadratic penalties' values, or None for none."""
+        values = [p.loss(self) for p in Hooks(self.plugins_).quadratic]
+        values = [v for v in values if v is not None]
+        return sum(values[1:], values[0]) if values else None
 
     def train_chunk(
         self,
@@ -104,43 +97,47 @@ class _ContinualNetMixin:
         quadratic penalties are applied as an implicit step after the
         optimizer's (``penalty_step="implicit"``) or added to the gradient
         (``"explicit"``). The history records, per epoch, the mean task loss
-        (``train_loss``) and, with penalties, their value at the end of the
-        epoch (``penalty``). FloatingPointError is raised as soon as an epoch
-        leaves a non-finite loss or parameter, or the trained network gives
-        non-finite outputs on the chunk's first batch.
+        (``train_loss``) and, with plug-ins that add to the objective, their
+        terms (``penalty``: the quadratics' value at the end of the epoch
+        plus the mean over its steps of the other terms). FloatingPointError
+        is raised as soon as an epoch leaves a non-finite loss or parameter,
+        or the trained network gives non-finite outputs on the chunk's first
+        batch.
         """
         self.output_mask_ = output_mask
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
             if momentum is not None and "momentum" in group:
                 group["momentum"] = momentum
-        implicit = self._implicit_step() if penalty_step == "implicit" else None
+        hooks = Hooks(self.plugins_)
+        implicit = self._implicit_step(hooks) if penalty_step == "implicit" else None
         self.notify("on_train_begin", X=X, y=y)
         for _ in range(epochs):
             self.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-            loss = self._train_epoch(X, y, batch_size, generator, implicit)
+            loss, terms = self._train_epoch(
+                X, y, batch_size, generator, hooks, implicit
+            )
             self.history.record("task", self.task_index_)
             self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
             self.history.record("train_loss", loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the training loss became {loss}.")
             self._check_finite_parameters()
-            if self.penalties_:
+            if hooks.quadratic or hooks["loss"]:
                 with torch.no_grad():
-                    penalty = self.penalty_loss()
+                    quadratic = self.quadratic_value()
                 self.history.record(
-                    "penalty", 0.0 if penalty is None else penalty.item()
+                    "penalty", terms + (0.0 if quadratic is None else quadratic.item())
                 )
             self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
         self._check_finite_outputs(X[:batch_size])
         self.notify("on_train_end", X=X, y=y)
 
-    def _implicit_step(self):
+    def _implicit_step(self, hooks):
         forms = [
             (float(penalty.lam), form[0], form[1])
-            for penalty in self.penalties_
-            if isinstance(penalty, QuadraticPenalty)
-            and (form := penalty.active_quadratic(self)) is not None
+            for penalty in hooks.quadratic
+            if (form := penalty.active_quadratic(self)) is not None
         ]
         if not forms:
             return None
@@ -169,52 +166,52 @@ class _ContinualNetMixin:
                 "the trained network's outputs on the chunk are not finite."
             )
 
-    def _train_epoch(self, X, y, batch_size, generator, implicit):
+    def _train_epoch(self, X, y, batch_size, generator, hooks, implicit):
+        """Train one epoch; return the mean task loss and mean of the other terms."""
         n = len(X)
         order = torch.randperm(n, generator=generator).to(X.device)
         callbacks = [cb for _, cb in self.callbacks_]
         batch_hooks = any(
             _overrides(cb, Callback, hook) for cb in callbacks for hook in _BATCH_HOOKS
         )
-        penalties = self.penalties_
-        step_hooks = [
-            p.after_step for p in penalties if _overrides(p, Penalty, "after_step")
-        ]
-        task_gradient_hooks = [
-            p.after_task_backward
-            for p in penalties
-            if _overrides(p, Penalty, "after_task_backward")
-        ]
-        quadratic = [p for p in penalties if isinstance(p, QuadraticPenalty)]
-        generic = [p for p in penalties if not isinstance(p, QuadraticPenalty)]
-        explicit = quadratic if implicit is None else []
-        module, optimizer = self.module_, self.optimizer_
+        before_forward = hooks["before_forward"]
+        task_gradient_hooks = hooks["after_task_backward"]
+        after_backward = hooks["after_backward"]
+        after_step = hooks["after_step"]
+        explicit = hooks.quadratic if implicit is None else []
+        module, optimizer, criterion = self.module_, self.optimizer_, self.criterion_
         params = [p for p in module.parameters() if p.requires_grad]
         workspace = [torch.empty_like(p) for p in params] if explicit else None
         # Callbacks may keep a batch: they get fresh tensors, the loop reused ones.
         batches = _Batches(X, y, order, batch_size, reuse=not batch_hooks)
         module.train()
-        losses = []
+        losses, terms = [], []
         for Xb, yb in batches:
             if batch_hooks:
                 self.notify("on_batch_begin", batch=(Xb, yb), training=True)
             optimizer.zero_grad(set_to_none=True)
-            y_pred = self.infer_task(Xb)
-            loss = self.criterion_(y_pred, yb)
-            extra = _sum_terms(generic, self)
+            step = Step(Xb, yb, self.output_mask_)
+            for hook in before_forward:
+                hook(self, step)
+            step.logits = module(step.inputs)
+            y_pred = mask_outputs(step.logits, step.output_mask)
+            step.loss = loss = criterion(y_pred, step.targets)
+            extra = hooks.loss(self, step)
             if extra is None or not task_gradient_hooks:
                 (loss if extra is None else loss + extra).backward()
                 for hook in task_gradient_hooks:
-                    hook(self)
+                    hook(self, step)
             else:
                 loss.backward()
                 for hook in task_gradient_hooks:
-                    hook(self)
+                    hook(self, step)
                 extra.backward()
-            if quadratic:
+            if hooks.quadratic:
                 _fill_missing_gradients(params)
             for penalty in explicit:
                 penalty.add_gradient(self, params, workspace)
+            for hook in after_backward:
+                hook(self, step)
             if batch_hooks:
                 self.notify(
                     "on_grad_computed",
@@ -227,9 +224,11 @@ class _ContinualNetMixin:
             optimizer.step()
             if implicit is not None:
                 implicit.apply()
-            for hook in step_hooks:
-                hook(self)
+            for hook in after_step:
+                hook(self, step)
             losses.append(loss.detach())
+            if extra is not None:
+                terms.append(extra.detach())
             if batch_hooks:
                 self.notify(
                     "on_batch_end",
@@ -238,7 +237,8 @@ class _ContinualNetMixin:
                     loss=loss,
                     y_pred=y_pred,
                 )
-        return torch.stack(losses).mean().item()
+        mean_terms = torch.stack(terms).mean().item() if terms else 0.0
+        return torch.stack(losses).mean().item(), mean_terms
 
 
 class _Batches:
@@ -269,9 +269,9 @@ class _Batches:
             yield Xb, yb
 
 
-def _check_finite_state(penalty, task):
-    """Raise FloatingPointError if a tensor of ``penalty``'s state is not finite."""
-    for name, value in vars(penalty).items():
+def _check_finite_state(plugin, task):
+    """Raise FloatingPointError if a tensor of ``plugin``'s state is not finite."""
+    for name, value in vars(plugin).items():
         tensors = []
         _map_tensors(value, tensors.append)
         if any(
@@ -281,21 +281,12 @@ def _check_finite_state(penalty, task):
             for t in tensors
         ):
             raise FloatingPointError(
-                f"{type(penalty).__name__}'s {name.strip('_') or name} is not finite "
+                f"{type(plugin).__name__}'s {name.strip('_') or name} is not finite "
                 f"after training on task {task!r}: an input of extreme magnitude "
                 "(near the float32 limit) can make an importance overflow; rescale "
                 "the inputs. The estimator was restored to its state before this "
                 "task's chunk."
             )
-
-
-def _sum_terms(penalties, net):
-    total = None
-    for penalty in penalties:
-        term = penalty.loss(net)
-        if term is not None:
-            total = term if total is None else total + term
-    return total
 
 
 def _fill_missing_gradients(params):

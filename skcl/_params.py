@@ -11,7 +11,9 @@ from skorch.callbacks import Callback
 from torch import nn
 from typing_extensions import Self
 
+from ._plugin import Plugin
 from .penalties import Penalty
+from .replay import Replay
 
 VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
 # Parameters read at every call; all others build the network and are frozen
@@ -27,6 +29,7 @@ MUTABLE = frozenset(
         "reset_optimizer",
         "penalty_step",
         "penalty",  # its hyper-parameters; its structure is frozen
+        "replay",  # likewise
     }
 )
 
@@ -67,12 +70,13 @@ def fingerprint(value):
         data = value.tobytes() if value.dtype.kind != "O" else repr(value.tolist())
         digest = hashlib.sha256(data if isinstance(data, bytes) else data.encode())
         return f"array({value.shape}, {value.dtype}, {digest.hexdigest()[:16]})"
-    if hasattr(value, "get_params") and not isinstance(value, Penalty):
+    if isinstance(value, Plugin):  # hyper-parameters may change, but these
+        frozen = {k: getattr(value, k) for k in getattr(value, "_frozen_params", ())}
+        return fingerprint(type(value)) + (f"({fingerprint(frozen)})" if frozen else "")
+    if hasattr(value, "get_params"):
         return (
             f"{fingerprint(type(value))}({fingerprint(value.get_params(deep=False))})"
         )
-    if isinstance(value, Penalty):
-        return fingerprint(type(value))  # hyper-parameters may change
     return repr(value)
 
 
@@ -98,7 +102,7 @@ class ParamsMixin(BaseEstimator):
             ):
                 for key in keys:
                     params[f"penalty__{key}"] = penalty
-                    if isinstance(penalty, Penalty):
+                    if isinstance(penalty, Plugin):
                         params.update(
                             (f"penalty__{key}__{k}", v)
                             for k, v in penalty.get_params().items()
@@ -146,6 +150,11 @@ class ParamsMixin(BaseEstimator):
             else [self.penalty]
         )
 
+    def _plugin_list(self):
+        """Return the penalties, then the replay strategy, as declared."""
+        replay = [] if self.replay is None else [self.replay]
+        return [*self._penalty_list(), *replay]
+
     def _frozen_params(self):
         """Return fingerprints of the parameters that build the network, by name."""
         params = self.get_params(deep=False)
@@ -154,6 +163,7 @@ class ParamsMixin(BaseEstimator):
         frozen["penalty"] = fingerprint(
             penalty if isinstance(penalty, (list, tuple)) else [penalty]
         ) + ("" if isinstance(penalty, (list, tuple)) else " alone")
+        frozen["replay"] = fingerprint(self.replay)
         return frozen
 
     def _check_frozen_params(self):
@@ -227,10 +237,28 @@ class ParamsMixin(BaseEstimator):
             and issubclass(self.optimizer, torch.optim.Optimizer),
             "a torch.optim.Optimizer class",
         )
-        if not all(isinstance(p, Penalty) for p in self._penalty_list()):
+        if not all(
+            isinstance(p, Plugin) and not isinstance(p, Replay)
+            for p in self._penalty_list()
+        ):
             raise TypeError(
-                "penalty must be None, a skcl.penalties.Penalty or a list of them, "
-                f"got {self.penalty!r}."
+                "penalty must be None, a skcl.penalties.Penalty (or another "
+                f"skcl.Plugin) or a list of them, got {self.penalty!r}."
+                + (
+                    " Replay strategies go in replay=."
+                    if any(isinstance(p, Replay) for p in self._penalty_list())
+                    else ""
+                )
+            )
+        if self.replay is not None and not isinstance(self.replay, Replay):
+            raise TypeError(
+                "replay must be None or a skcl.replay.Replay (e.g. "
+                f"skcl.replay.ER()), got {self.replay!r}."
+                + (
+                    " Penalties go in penalty=."
+                    if isinstance(self.replay, Penalty)
+                    else ""
+                )
             )
         callbacks = self.callbacks or []
         if not isinstance(callbacks, (list, tuple)) or not all(

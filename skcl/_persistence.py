@@ -23,6 +23,7 @@ from ._file_format import Decoder, Encoder, read, write
 from ._file_format import FormatError as _FormatError
 from ._file_format import qualified_name as _qualified_name
 from ._params import VIRTUAL_PREFIXES
+from ._plugin import Plugin, _is_state_object, _map_tensors
 from ._state import (
     HistoryState,
     ModuleState,
@@ -33,12 +34,16 @@ from ._state import (
     rebuild,
     restore,
 )
-from .penalties import Penalty
-from .penalties._base import _map_tensors
 
 FORMAT = "skcl"
-FORMAT_VERSION = 2
-_NAMESPACES = ("skcl", "skcl.modules", "skcl.penalties", "skcl.callbacks")
+FORMAT_VERSION = 3
+_NAMESPACES = (
+    "skcl",
+    "skcl.modules",
+    "skcl.penalties",
+    "skcl.replay",
+    "skcl.callbacks",
+)
 
 
 def _default_classes():
@@ -128,7 +133,7 @@ def save(estimator, path):
         )
     encoder = Encoder(
         {cls: name for name, cls in _default_classes().items()},
-        object_bases=(Penalty, Callback),
+        object_bases=(Plugin, Callback),
     )
     params = estimator.get_params(deep=False)
     doc = {
@@ -198,7 +203,7 @@ def load(path, *, modules=(), device=None):
             raise TypeError(f"modules must hold classes, got {cls!r}.")
         classes[_qualified_name(cls)] = cls
     doc, tensors = _read(path)
-    decoder = Decoder(tensors, classes, object_bases=(Penalty, Callback))
+    decoder = Decoder(tensors, classes, object_bases=(Plugin, Callback))
     try:
         return _rebuild(doc, decoder, device)
     except (
@@ -472,9 +477,11 @@ def _check_names(cls, state, where):
     clashes = sorted(
         k
         for k in state
-        if k in params
-        or k.startswith(VIRTUAL_PREFIXES)
-        or (k not in declared if declared is not None else hasattr(cls, k))
+        if (
+            k not in declared
+            if declared is not None
+            else k in params or k.startswith(VIRTUAL_PREFIXES) or hasattr(cls, k)
+        )
     )
     if clashes:
         raise _FormatError(f"{where} would overwrite {clashes} of {name}.")
@@ -530,12 +537,16 @@ def _check_fitted(estimator):
         _check_like(snapshot, reference, f"snapshots_[{i}]")
     _check_optimizer(net)
     trainable = [(n, p) for n, p in net.module_.named_parameters() if p.requires_grad]
-    for i, penalty in enumerate(net.penalties_):
-        for name, value in vars(penalty).items():
-            _check_aligned(
-                value, trainable, f"penalty {i} ({type(penalty).__name__}).{name}"
-            )
-        penalty.to(net.device)
+    for i, plugin in enumerate(net.plugins_):
+        where = f"plug-in {i} ({type(plugin).__name__})"
+        for name, value in vars(plugin).items():
+            _check_aligned(value, trainable, f"{where}.{name}")
+            if _is_state_object(value) and hasattr(value, "validate"):
+                try:
+                    value.validate()
+                except ValueError as error:
+                    raise _FormatError(f"{where}.{name}: {error}") from error
+        plugin.to(net.device)
     for _, callback in net.callbacks_:
         vars(callback).update(_map_tensors(vars(callback), lambda t: t.to(net.device)))
     if net.output_mask_ is not None:

@@ -28,6 +28,10 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         The network; see :class:`ContinualClassifier`.
     penalty : Penalty, list of Penalty or None, default=None
         Terms anchoring the network to earlier parameters.
+    replay : Replay or None, default=None
+        A memory of earlier tasks' samples that training replays
+        (:class:`skcl.replay.ER`, :class:`skcl.replay.AGEM` or
+        :class:`skcl.replay.DERPP`).
     penalty_step : {"implicit", "explicit"}, default="implicit"
         How the quadratic penalties enter each step: an exact proximal step
         that never diverges, or their gradient added to the task loss's (see
@@ -73,6 +77,8 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         The ``state_dict`` at initialization.
     penalty_ : Penalty, list of Penalty or None
         The fitted penalties.
+    replay_ : Replay or None
+        The fitted replay strategy.
     net_ : skorch.NeuralNetRegressor
         The inner skorch net.
     module_ : torch.nn.Module
@@ -109,6 +115,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         *,
         module=MLP,
         penalty=None,
+        replay=None,
         penalty_step="implicit",
         lr=0.001,
         lr_decay=1.0,
@@ -128,6 +135,7 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
         super().__init__(
             module=module,
             penalty=penalty,
+            replay=replay,
             penalty_step=penalty_step,
             lr=lr,
             lr_decay=lr_decay,

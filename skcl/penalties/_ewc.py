@@ -3,16 +3,11 @@ import numbers
 import torch
 
 from ._fisher import squared_gradients
-from ._quadratic import (
-    QuadraticPenalty,
-    likelihood,
-    output_mask_transform,
-    running_mean,
-    trainable_parameters,
-)
+from ._importance import ImportancePenalty, parameter_names
+from ._quadratic import likelihood, output_mask_transform, trainable_parameters
 
 
-class EWC(QuadraticPenalty):
+class EWC(ImportancePenalty):
     """Elastic weight consolidation, separate or online.
 
     Pulls each parameter toward its value at the end of earlier tasks, in
@@ -58,7 +53,8 @@ class EWC(QuadraticPenalty):
     Attributes
     ----------
     fisher_ : dict of str to Tensor
-        The Fisher of the latest task, by parameter name.
+        The Fisher of the latest task, by parameter name (while the task
+        trains, its mean over the chunks so far).
     precision_ : list of Tensor or None
         The accumulated precision (summed Fishers) of the quadratic.
     centre_ : list of Tensor or None
@@ -107,14 +103,13 @@ class EWC(QuadraticPenalty):
             )
         if not (isinstance(self.decay, numbers.Real) and 0 <= self.decay <= 1):
             raise ValueError(f"decay must be in [0, 1], got {self.decay!r}.")
+        super().initialize(net)
         self.fisher_ = None
         self.precision_ = None
         self.centre_ = None
         self.offset_ = 0.0
-        self._pending = None
-        self._pending_count = 0
 
-    def consolidate(self, net, X, y):
+    def importance(self, net, X, y):
         if self.n_samples is not None and len(X) > self.n_samples:
             rows = torch.randperm(len(X), device=X.device)[: self.n_samples]
             X, y = X[rows], y[rows]
@@ -130,20 +125,19 @@ class EWC(QuadraticPenalty):
             output_transform=output_mask_transform(net),
             random_state=seed,
         )
-        names = [name for name, _ in trainable_parameters(net)]
-        self._pending, self._pending_count = running_mean(
-            self._pending, self._pending_count, [fisher[n] for n in names], len(X)
-        )
-        self.fisher_ = dict(zip(names, self._pending, strict=True))
+        return [fisher[name] for name in parameter_names(net)]
 
-    @torch.no_grad()
-    def begin_task(self, net):
-        if self._pending is None:
-            return
-        fisher, self._pending, self._pending_count = self._pending, None, 0
+    def consolidate(self, net, X, y):
+        super().consolidate(net, X, y)
+        self.fisher_ = dict(
+            zip(parameter_names(net), self.task_importance_, strict=True)
+        )
+
+    def fold(self, net, fisher):
         anchor = [p.detach().clone() for _, p in trainable_parameters(net)]
         if self.precision_ is None:
-            self.precision_, self.centre_ = fisher, anchor
+            self.precision_ = [f.clone() for f in fisher]
+            self.centre_ = anchor
             return
         torch._foreach_mul_(self.precision_, self.decay)
         if self.mode == "online":

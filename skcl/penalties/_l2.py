@@ -33,9 +33,8 @@ class L2(QuadraticPenalty):
     def initialize(self, net):
         self.anchor_ = None
 
-    def begin_task(self, net):
-        if net.task_index_ > 0:
-            self.anchor_ = detached_copy(net)
+    def end_task(self, net):
+        self.anchor_ = detached_copy(net)
 
     def quadratic(self, net):
         return None if self.anchor_ is None else (self.anchor_, None, 0.0)

@@ -1,18 +1,11 @@
 import numbers
 
-import torch
-
+from ._importance import ImportancePenalty, parameter_names
 from ._output_norm import output_norm_gradients
-from ._quadratic import (
-    QuadraticPenalty,
-    detached_copy,
-    output_mask_transform,
-    running_mean,
-    trainable_parameters,
-)
+from ._quadratic import detached_copy, output_mask_transform
 
 
-class MAS(QuadraticPenalty):
+class MAS(ImportancePenalty):
     """Memory aware synapses: importance from the output's sensitivity.
 
     The importance of a parameter is the mean over a task's samples of the
@@ -61,30 +54,22 @@ class MAS(QuadraticPenalty):
     def initialize(self, net):
         if not (isinstance(self.alpha, numbers.Real) and 0 <= self.alpha <= 1):
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}.")
+        super().initialize(net)
         self.importance_ = None
         self.anchor_ = None
-        self._pending = None
-        self._pending_count = 0
 
-    def consolidate(self, net, X, y):
+    def importance(self, net, X, y):
         importance = output_norm_gradients(
             net.module_,
             X,
             batch_size=self.batch_size,
             output_transform=output_mask_transform(net),
         )
-        names = [name for name, _ in trainable_parameters(net)]
-        self._pending, self._pending_count = running_mean(
-            self._pending, self._pending_count, [importance[n] for n in names], len(X)
-        )
+        return [importance[name] for name in parameter_names(net)]
 
-    @torch.no_grad()
-    def begin_task(self, net):
-        if self._pending is None:
-            return
-        new, self._pending, self._pending_count = self._pending, None, 0
+    def fold(self, net, new):
         if self.importance_ is None:
-            self.importance_ = new
+            self.importance_ = [t.clone() for t in new]
         else:
             self.importance_ = [
                 self.alpha * old + (1 - self.alpha) * n

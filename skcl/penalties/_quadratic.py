@@ -78,15 +78,6 @@ def detached_copy(net):
     return [p.detach().clone() for _, p in trainable_parameters(net)]
 
 
-def running_mean(mean, count, new, n):
-    """Fold ``new``, a mean over ``n`` samples, into ``mean`` over ``count``."""
-    if mean is None:
-        return [t.clone() for t in new], n
-    torch._foreach_mul_(mean, count / (count + n))
-    torch._foreach_add_(mean, new, alpha=n / (count + n))
-    return mean, count + n
-
-
 def output_mask_transform(net):
     """Return a function that masks outputs to the current task's, or None."""
     mask = net.output_mask_
@@ -151,7 +142,8 @@ class QuadraticPenalty(Penalty):
         form = self.quadratic(net)
         return None if form is None or self.lam == 0 else form
 
-    def loss(self, net):
+    def loss(self, net, step=None):
+        """Return the quadratic's value at the current parameters (any ``step``)."""
         form = self.active_quadratic(net)
         if form is None:
             return None

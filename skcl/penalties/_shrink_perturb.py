@@ -59,7 +59,7 @@ class ShrinkAndPerturb(Penalty):
                 )
             self._resettable.append(module)
 
-    def after_step(self, net):
+    def after_step(self, net, step):
         with torch.no_grad():
             for module in self._resettable:
                 module.reset_parameters()

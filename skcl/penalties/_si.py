@@ -63,24 +63,24 @@ class SI(QuadraticPenalty):
     @torch.no_grad()
     def begin_task(self, net):
         params = [p.detach() for _, p in trainable_parameters(net)]
-        if net.task_index_ > 0:
-            delta = torch._foreach_sub(params, self._start)
-            new = [
-                w / (d.square() + self.xi)
-                for w, d in zip(self.omega_, delta, strict=True)
-            ]
-            if self.importance_ is None:
-                self.importance_ = new
-            else:
-                torch._foreach_add_(self.importance_, new)
-            self.importance_ = [t.clamp_min(0) for t in self.importance_]
-            self.anchor_ = detached_copy(net)
         self._start = detached_copy(net)
         self._previous = detached_copy(net)
         self.omega_ = [torch.zeros_like(p) for p in params]
         self._grads = [torch.zeros_like(p) for p in params]
 
-    def after_task_backward(self, net):
+    @torch.no_grad()
+    def end_task(self, net):
+        params = [p.detach() for _, p in trainable_parameters(net)]
+        delta = torch._foreach_sub(params, self._start)
+        new = [
+            w / (d.square() + self.xi) for w, d in zip(self.omega_, delta, strict=True)
+        ]
+        if self.importance_ is not None:
+            torch._foreach_add_(new, self.importance_)
+        self.importance_ = [t.clamp_min(0) for t in new]
+        self.anchor_ = detached_copy(net)
+
+    def after_task_backward(self, net, step):
         """Keep the task loss's gradient, before the penalties add theirs."""
         for buffer, (_, p) in zip(self._grads, trainable_parameters(net), strict=True):
             if p.grad is None:
@@ -88,7 +88,7 @@ class SI(QuadraticPenalty):
             else:
                 buffer.copy_(p.grad)
 
-    def after_step(self, net):
+    def after_step(self, net, step):
         params = [p.detach() for _, p in trainable_parameters(net)]
         # previous <- previous - theta = -delta; omega += g * (-delta)
         torch._foreach_sub_(self._previous, params)

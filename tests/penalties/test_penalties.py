@@ -234,7 +234,7 @@ def test_list_of_penalties_adds_and_is_reachable_by_index_and_name():
     assert clf.get_params()["penalty__1__lam"] == 0.25
     clf.fit(X, y, task_id=t)
     assert clf.penalty_[0].lam == 4.0
-    total = clf.net_.penalty_loss()
+    total = clf.net_.quadratic_value()
     parts = [p.loss(clf.net_) for p in clf.penalty_]
     assert total.item() == pytest.approx(sum(parts).item())
 

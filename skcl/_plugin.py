@@ -1,0 +1,170 @@
+"""The plug-in protocol that penalties, replay and functional regularizers share."""
+
+import copy
+
+import torch
+from sklearn.base import BaseEstimator
+
+
+def _is_state_object(value):
+    """An object whose state is declared (e.g. a replay memory): moved whole."""
+    return hasattr(type(value), "_training_state") and hasattr(value, "to")
+
+
+def _map_tensors(value, fn):
+    """Apply ``fn`` to the tensors, modules and state objects in lists and dicts."""
+    if isinstance(value, (torch.Tensor, torch.nn.Module)) or _is_state_object(value):
+        return fn(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map_tensors(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return copy.deepcopy(value).to("cpu")
+
+
+class Step:
+    """One training step, as the plug-ins' per-step hooks see it.
+
+    Attributes
+    ----------
+    X, y : Tensor
+        The current mini-batch of the task being trained (inputs and encoded
+        targets).
+    inputs, targets : Tensor
+        What the network trains on at this step: the mini-batch, followed by
+        any rows a plug-in added in :meth:`Plugin.before_forward` (replayed
+        samples).
+    output_mask : Tensor or None
+        The outputs trained: a boolean mask of shape ``(n_outputs,)`` for every
+        row or ``(len(inputs), n_outputs)`` row by row; None for all.
+    logits : Tensor
+        The network's outputs on ``inputs``, before masking (set by the
+        forward pass).
+    loss : Tensor
+        The task loss: the criterion on the masked outputs and ``targets``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcl import Step
+    >>> step = Step(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), None)
+    >>> step.inputs is step.X, step.logits is None
+    (True, True)
+    """
+
+    __slots__ = ("X", "inputs", "logits", "loss", "output_mask", "targets", "y")
+
+    def __init__(self, X, y, output_mask):
+        self.X, self.y = X, y
+        self.inputs, self.targets = X, y
+        self.output_mask = output_mask
+        self.logits = self.loss = None
+
+
+def mask_outputs(logits, mask):
+    """Return ``logits`` with the outputs outside ``mask`` (None for none) at -inf."""
+    return logits if mask is None else logits.masked_fill(~mask, float("-inf"))
+
+
+class Plugin(BaseEstimator):
+    """Base of everything that plugs into a continual estimator's training.
+
+    Penalties (:class:`skcl.penalties.Penalty`), replay strategies
+    (:mod:`skcl.replay`) and functional regularizers all follow this
+    protocol. A plug-in is a small cloneable object: its constructor only
+    stores hyper-parameters (so ``penalty__lam`` or ``replay__memory_size``
+    work in ``set_params`` and in a grid) and its fitted state lives in
+    attributes ending with an underscore. The estimator calls its hooks with
+    the inner skorch net ``net`` (``net.module_`` is the network being
+    trained, ``net.task_index_`` the 0-based index of the current task) in
+    this order:
+
+    - :meth:`initialize` once, when training starts from scratch, after the
+      network is built;
+    - :meth:`begin_task` when a task opens;
+    - at every training step, with the step's :class:`Step`:
+      :meth:`before_forward` (may add rows to what the network trains on),
+      the forward pass and the task loss, :meth:`loss` (terms added to the
+      task loss), the backward pass, :meth:`after_task_backward` (the task
+      loss's gradient alone is in ``.grad``; the terms' is added after it),
+      :meth:`after_backward` (the whole gradient is in ``.grad``: gradient
+      surgery), the optimizer's step, :meth:`after_step`;
+    - :meth:`consolidate` after each chunk of a task has been trained (every
+      ``partial_fit`` call, one per task in ``fit``), with that chunk's
+      inputs and encoded targets as tensors on the network's device;
+    - :meth:`end_task` when the task is over: the next task is about to
+      open and the network holds this task's final parameters.
+
+    Every hook does nothing by default; a plug-in overrides what it needs,
+    and only overridden per-step hooks are called. Everything a plug-in
+    holds in attributes that are not constructor arguments is its state:
+    rolled back with a failed or interrupted chunk, saved by
+    :func:`skcl.save`, moved by :meth:`to` (tensors, modules and state
+    objects such as :class:`skcl.replay.ReservoirMemory`, also inside lists
+    and dicts) and pickled on the CPU. Random draws should use torch's
+    global generator, which the estimator seeds for each chunk from its
+    ``random_state``.
+
+    Examples
+    --------
+    A plug-in that counts the steps of each task (plug-ins other than replay
+    go in ``penalty``):
+
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier, Plugin
+    >>> class StepCounter(Plugin):
+    ...     def initialize(self, net):
+    ...         self.steps_ = []
+    ...     def begin_task(self, net):
+    ...         self.steps_.append(0)
+    ...     def after_step(self, net, step):
+    ...         self.steps_[-1] += 1
+    >>> X, y = np.random.RandomState(0).normal(size=(40, 3)), np.arange(40) % 2
+    >>> clf = ContinualClassifier(penalty=StepCounter(), batch_size=10, max_epochs=2)
+    >>> clf.fit(X, y, task_id=np.repeat([0, 1], 20)).penalty_.steps_
+    [4, 4]
+    """
+
+    def to(self, device):
+        """Move the plug-in's state to ``device``; return self."""
+        moved = _map_tensors(vars(self), lambda t: t.to(device))
+        vars(self).update(moved)
+        return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return _map_tensors(state, _to_cpu)
+
+    def initialize(self, net) -> None:
+        """Reset the fitted state at the start of training."""
+
+    def begin_task(self, net) -> None:
+        """Open task ``net.task_index_``."""
+
+    def before_forward(self, net, step: Step) -> None:
+        """Change what the network trains on (``step.inputs``, ``targets``...)."""
+
+    def loss(self, net, step: Step) -> torch.Tensor | None:
+        """Return a term to add to the task loss at this step, or None."""
+        return None
+
+    def after_task_backward(self, net, step: Step) -> None:
+        """Read the task loss's gradient (in ``.grad``) at each step."""
+
+    def after_backward(self, net, step: Step) -> None:
+        """Change the gradient (in ``.grad``) before the optimizer's step."""
+
+    def after_step(self, net, step: Step) -> None:
+        """Act after each optimizer step."""
+
+    def consolidate(self, net, X: torch.Tensor, y: torch.Tensor) -> None:
+        """Learn from a chunk ``(X, y)`` of the current task once it is trained."""
+
+    def end_task(self, net) -> None:
+        """Close task ``net.task_index_``; the network holds its final parameters."""

@@ -1,0 +1,97 @@
+import torch
+
+from ._memory import Memory
+
+
+class ClassBalancedMemory(Memory):
+    """The latest samples of each class of each task, in ring buffers.
+
+    Each task has ``per_class`` rows per class; a new sample of a class
+    overwrites the oldest of its rows (A-GEM's episodic memory, Chaudhry et
+    al., ICLR 2019). When the task ends, its filled rows join the memory of
+    earlier tasks, which they never leave: the memory grows by at most
+    ``per_class * n_classes`` rows per task.
+
+    Parameters
+    ----------
+    per_class : int
+        Rows per class and task.
+    n_classes : int
+        The number of classes (targets are their indices).
+
+    Attributes
+    ----------
+    n_stored : int
+        The rows of the tasks that ended.
+    class_counts : Tensor
+        The samples of each class seen in the current task.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcl.replay import ClassBalancedMemory
+    >>> memory = ClassBalancedMemory(per_class=1, n_classes=2)
+    >>> memory.add(torch.arange(4.0)[:, None], torch.tensor([0, 1, 0, 0]), task=0)
+    >>> memory.X[memory.filled()].ravel().tolist()  # the latest of each class
+    [3.0, 1.0]
+    """
+
+    _training_state = (
+        "per_class",
+        "n_classes",
+        "n_stored",
+        "class_counts",
+        *Memory._fields,
+    )
+
+    def __init__(self, per_class, n_classes):
+        super().__init__()
+        self.per_class, self.n_classes = per_class, n_classes
+        self.n_stored = 0
+        self.class_counts = torch.zeros(n_classes, dtype=torch.long)
+
+    def rows_needed(self):
+        return self.n_stored + self.per_class * self.n_classes
+
+    def _current(self):
+        """The filled rows of the current task."""
+        k = self.per_class
+        used = self.class_counts.clamp(max=k)
+        return torch.cat(
+            [
+                self.n_stored + c * k + torch.arange(int(n))
+                for c, n in enumerate(used.tolist())
+                if n
+            ]
+            or [torch.zeros(0, dtype=torch.long)]
+        )
+
+    def filled(self):
+        return torch.cat([torch.arange(self.n_stored), self._current()])
+
+    def slots(self, y):
+        classes = y.detach().cpu().long()
+        onehot = torch.nn.functional.one_hot(classes, self.n_classes)
+        before = onehot.cumsum(0).gather(1, classes[:, None])[:, 0] - 1
+        position = (self.class_counts[classes] + before) % self.per_class
+        self.class_counts += onehot.sum(0)
+        slots = self.n_stored + classes * self.per_class + position
+        return slots, torch.arange(len(classes))
+
+    def end_task(self):
+        if self.X is None:
+            return
+        current = self._current()
+        rows = current.to(self.X.device)
+        start, stop = self.n_stored, self.n_stored + len(current)
+        for name in self._fields:
+            tensor = getattr(self, name)
+            if tensor is not None:
+                tensor[start:stop] = tensor.index_select(0, rows)
+                setattr(self, name, tensor[:stop].clone())
+        self.n_stored = stop
+        self.class_counts.zero_()
+
+    def to(self, device):
+        super().to(device)
+        return self  # class_counts stays on the CPU: it indexes host-side

@@ -1,0 +1,131 @@
+"""What the replay memories share: rows on the training device, written in order."""
+
+import torch
+
+
+def last_writes(slots, rows):
+    """Keep, of the writes ``rows -> slots`` in order, the last one to each slot."""
+    if len(slots) <= 1:
+        return slots, rows
+    order = torch.argsort(slots, stable=True)
+    slots, rows = slots[order], rows[order]
+    last = torch.ones_like(slots, dtype=torch.bool)
+    last[:-1] = slots[1:] != slots[:-1]
+    return slots[last], rows[last]
+
+
+class Memory:
+    """Base of the replay memories: stored samples, one row each.
+
+    Every row holds an input (``X``), its encoded target (``y``), the task it
+    came from (``tasks``) and, where the strategy asks, the network's outputs
+    when it was stored (``logits``) and the outputs it trained (``masks``,
+    with task-masked outputs). The tensors live on the training device and
+    are allocated at the first write; rows beyond ``len(memory)`` are unused.
+    Subclasses decide which rows a batch writes (:meth:`slots`) and which
+    rows are filled (:meth:`filled`).
+    """
+
+    _fields = ("X", "y", "tasks", "logits", "masks")
+
+    def __init__(self):
+        for name in self._fields:
+            setattr(self, name, None)
+
+    def __len__(self):
+        return len(self.filled())
+
+    def filled(self):
+        """Return the indices of the filled rows (a CPU tensor)."""
+        raise NotImplementedError
+
+    def slots(self, y):
+        """Return ``(slots, rows)``: where the batch's rows are written, in order."""
+        raise NotImplementedError
+
+    def rows_needed(self):
+        """Return the number of rows the storage needs now."""
+        raise NotImplementedError
+
+    def add(self, X, y, *, task, logits=None, mask=None):
+        """Write a batch of samples of task ``task`` (``mask``: its outputs)."""
+        slots, rows = self.slots(y)
+        self._reserve(X, y, logits, mask)
+        if len(slots) == 0:
+            return
+        slots, rows = last_writes(slots, rows)
+        device = self.X.device
+        slots, rows = slots.to(device), rows.to(device)
+        self.X.index_copy_(0, slots, X.index_select(0, rows))
+        self.y.index_copy_(0, slots, y.index_select(0, rows))
+        self.tasks.index_fill_(0, slots, task)
+        if self.logits is not None:
+            self.logits.index_copy_(0, slots, logits.index_select(0, rows))
+        if self.masks is not None:
+            self.masks[slots] = mask
+
+    def _reserve(self, X, y, logits, mask):
+        rows = self.rows_needed()
+        if self.X is not None and len(self.X) >= rows:
+            return
+        like = {"X": X, "y": y, "tasks": y.new_empty((), dtype=torch.long)}
+        if logits is not None:
+            like["logits"] = logits
+        if mask is not None:
+            like["masks"] = mask.expand(len(X), -1)
+        for name, tensor in like.items():
+            grown = tensor.new_zeros((rows, *tensor.shape[1:]))
+            old = getattr(self, name)
+            if old is not None:
+                grown[: len(old)] = old
+            setattr(self, name, grown)
+
+    def sample(self, n, *, before_task=None):
+        """Return the indices of up to ``n`` filled rows drawn without replacement.
+
+        All the filled rows if there are at most ``n``; only rows of tasks
+        before ``before_task`` if it is given; None if there is none. The
+        indices are on the memory's device.
+        """
+        rows = self.filled()
+        if before_task is not None and len(rows):
+            rows = rows[
+                self.tasks.index_select(0, rows.to(self.tasks.device)).cpu()
+                < before_task
+            ]
+        if len(rows) == 0:
+            return None
+        if len(rows) > n:
+            rows = rows[torch.randperm(len(rows))[:n]]
+        return rows.to(self.X.device)
+
+    def end_task(self):
+        """Close the current task."""
+
+    @property
+    def nbytes(self):
+        """The bytes the memory's tensors take."""
+        tensors = [getattr(self, name) for name in self._fields]
+        return sum(t.nelement() * t.element_size() for t in tensors if t is not None)
+
+    def to(self, device):
+        """Move the memory to ``device``; return self."""
+        for name in self._fields:
+            tensor = getattr(self, name)
+            if tensor is not None:
+                setattr(self, name, tensor.to(device))
+        return self
+
+    def validate(self):
+        """Raise ValueError unless the rows agree (for a loaded memory)."""
+        tensors = {n: getattr(self, n) for n in self._fields}
+        lengths = {len(t) for t in tensors.values() if t is not None}
+        if tensors["X"] is None:
+            if any(t is not None for t in tensors.values()) or len(self.filled()):
+                raise ValueError("the memory holds samples but no inputs.")
+            return
+        filled = self.filled()
+        if len(lengths) != 1 or (len(filled) and int(filled.max()) >= lengths.pop()):
+            raise ValueError("the memory's tensors do not hold its rows.")
+        if tensors["tasks"].dtype != torch.long:
+            raise ValueError("the memory's task indices must be int64.")

@@ -1,0 +1,55 @@
+import torch
+
+from ._memory import Memory
+
+
+class ReservoirMemory(Memory):
+    """A uniform sample of the stream, by reservoir sampling.
+
+    Vitter's algorithm R: the ``n``-th sample seen (1-based) is stored while
+    ``n <= capacity``; after that it replaces a row drawn uniformly from
+    ``[0, n)`` if that row exists. Every sample seen is then in memory with
+    probability ``capacity / n``. Draws use torch's global generator.
+
+    Parameters
+    ----------
+    capacity : int
+        The number of samples kept.
+
+    Attributes
+    ----------
+    n_seen : int
+        The number of samples offered so far.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcl.replay import ReservoirMemory
+    >>> memory = ReservoirMemory(3)
+    >>> for k in range(4):
+    ...     memory.add(torch.full((5, 2), float(k)), torch.zeros(5), task=k)
+    >>> len(memory), memory.n_seen
+    (3, 20)
+    """
+
+    _training_state = ("capacity", "n_seen", *Memory._fields)
+
+    def __init__(self, capacity):
+        super().__init__()
+        self.capacity = capacity
+        self.n_seen = 0
+
+    def filled(self):
+        return torch.arange(min(self.n_seen, self.capacity))
+
+    def rows_needed(self):
+        return self.capacity
+
+    def slots(self, y):
+        n = len(y)
+        seen = torch.arange(self.n_seen + 1, self.n_seen + n + 1, dtype=torch.float64)
+        draws = torch.floor(torch.rand(n, dtype=torch.float64) * seen)
+        slots = torch.where(seen <= self.capacity, seen - 1, draws).long()
+        self.n_seen += n
+        rows = (slots < self.capacity).nonzero()[:, 0]
+        return slots[rows], rows
