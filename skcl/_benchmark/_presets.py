@@ -1,6 +1,7 @@
 """Named strategies and the training regimes they use on each family of streams."""
 
-from ..penalties import EWC, L2, MAS, SI, L2Init
+from ..penalties import EWC, L2, MAS, SI, L2Init, LwF
+from ..replay import AGEM, DERPP, ER
 
 STRATEGIES = (
     "naive",
@@ -12,6 +13,12 @@ STRATEGIES = (
     "mas",
     "stable-sgd",
     "stable-sgd+ewc",
+    "er",
+    "agem",
+    "der++",
+    "lwf",
+    "stable-sgd+er",
+    "ewc+er",
     "joint",
     "joint-budget",
 )
@@ -45,6 +52,18 @@ _MNIST_LAMS = {
     "mas": 0.1,
     "stable-sgd+ewc": 1.0,
 }
+# Table 2's memory baselines (A-GEM's code, ../shared/DESIGN.md section 6):
+# plain SGD at lr 0.1, batch 32, one example per class and task in memory,
+# memory batches of 64. DER++ and LwF train in the same regime.
+_MNIST_MEMORY = dict(
+    module__hidden_sizes=(256, 256),
+    batch_size=32,
+    max_epochs=1,
+    momentum=0.0,
+    reset_optimizer=True,
+    lr=0.1,
+)
+_MNIST_REPLAY = {"per_class": 1, "der++": dict(alpha=0.1, beta=0.5), "lwf": 1.0}
 REGIMES = {
     "digits": {
         "base": dict(
@@ -64,17 +83,24 @@ REGIMES = {
             "si": 1.0,
             "mas": 0.1,
             "stable-sgd+ewc": 30.0,
+            "ewc+er": 30.0,
         },
+        "memory": {},
+        "replay": {"per_class": 2, "der++": dict(alpha=0.1, beta=0.5), "lwf": 1.0},
     },
     "mnist-permuted": {
         "base": _MNIST_BASE,
         "stable": dict(lr=0.02, lr_decay=0.8, module__dropout=0.5, batch_size=64),
-        "lam": _MNIST_LAMS,
+        "lam": {**_MNIST_LAMS, "ewc+er": 10.0},
+        "memory": _MNIST_MEMORY,
+        "replay": _MNIST_REPLAY,
     },
     "mnist-rotated": {
         "base": _MNIST_BASE,
         "stable": dict(lr=0.05, lr_decay=0.65, module__dropout=0.25, batch_size=64),
-        "lam": {**_MNIST_LAMS, "ewc": 100.0, "stable-sgd+ewc": 10.0},
+        "lam": {**_MNIST_LAMS, "ewc": 100.0, "stable-sgd+ewc": 10.0, "ewc+er": 10.0},
+        "memory": _MNIST_MEMORY,
+        "replay": _MNIST_REPLAY,
     },
 }
 
@@ -86,7 +112,9 @@ _PENALTIES = {
     "si": lambda lam: SI(lam=lam, xi=0.1),
     "mas": lambda lam: MAS(lam=lam),
     "stable-sgd+ewc": lambda lam: EWC(lam=lam),
+    "ewc+er": lambda lam: EWC(lam=lam),
 }
+_MEMORY_STRATEGIES = ("er", "agem", "der++", "lwf", "ewc+er")
 
 # Command-line overrides and the estimator parameters they set.
 OVERRIDES = {
@@ -101,14 +129,20 @@ OVERRIDES = {
 }
 
 
-def strategy_params(strategy, regime, overrides):
+def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
     """Return the estimator parameters of ``strategy`` on a family of streams.
 
-    ``overrides`` maps the keys of ``OVERRIDES`` and ``"lam"`` to values that
-    replace the preset's (None keeps it).
+    ``overrides`` maps the keys of ``OVERRIDES``, ``"lam"`` and
+    ``"memory_size"`` to values that replace the preset's (None keeps it).
+    The replay strategies keep, as Table 2's baselines do, a few examples
+    per class and task: A-GEM in per-class ring buffers (``memory_size`` is
+    then per class and task), ER and DER++ in a reservoir of ``per_class *
+    n_classes * n_tasks`` samples (``memory_size`` is the total).
     """
     family = REGIMES[regime]
     params = dict(family["base"])
+    if strategy in _MEMORY_STRATEGIES:
+        params.update(family["memory"])
     if strategy.startswith("stable-sgd"):
         params.update(family["stable"])
     params.update(
@@ -122,5 +156,22 @@ def strategy_params(strategy, regime, overrides):
         lam = overrides.get("lam")
         params["penalty"] = _PENALTIES[strategy](
             family["lam"][strategy] if lam is None else lam
+        )
+    replay = family["replay"]
+    if strategy == "lwf":
+        lam = overrides.get("lam")
+        params["penalty"] = LwF(lam=replay["lwf"] if lam is None else lam)
+    size = overrides.get("memory_size")
+    if strategy == "agem":
+        params["replay"] = AGEM(memory_size=size or replay["per_class"])
+    elif strategy in ("er", "der++", "stable-sgd+er", "ewc+er"):
+        if size is None:
+            if n_tasks is None:
+                raise ValueError(f"{strategy} needs n_tasks or a memory_size.")
+            size = replay["per_class"] * n_classes * n_tasks
+        params["replay"] = (
+            DERPP(memory_size=size, **replay["der++"])
+            if strategy == "der++"
+            else ER(memory_size=size)
         )
     return params

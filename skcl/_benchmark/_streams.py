@@ -9,15 +9,21 @@ from ..datasets import (
     load_digits_stream,
     make_permuted_stream,
     make_rotated_stream,
+    make_split_stream,
 )
 
 STREAMS = (
     "permuted-digits",
     "rotated-digits",
     "split-digits",
+    "class-split-digits",
     "permuted-mnist",
     "rotated-mnist",
+    "shared-split-mnist",
 )
+# split-digits: task-incremental (one head per task); class-split-digits:
+# class-incremental (one head, all classes); shared-split-mnist: two tasks of
+# five digits on the same five outputs (0-4, then 5-9 as 0-4).
 
 
 @dataclass
@@ -48,7 +54,9 @@ class TaskStream:
 
 def regime_of(name):
     """Return the family of training regimes (see ``_presets``) of stream ``name``."""
-    return "digits" if name.endswith("digits") else f"mnist-{name.split('-')[0]}"
+    if name.endswith("digits"):
+        return "digits"
+    return "mnist-rotated" if name.startswith("rotated") else "mnist-permuted"
 
 
 def load_stream(
@@ -63,7 +71,9 @@ def load_stream(
     if name.endswith("digits"):
         if holdout is not None:
             raise ValueError("holdout applies to the MNIST streams only.")
-        return _digits(name.split("-")[0], n_tasks, seed)
+        return _digits(name.removesuffix("-digits"), n_tasks, seed)
+    if name == "shared-split-mnist":
+        return _shared_split_mnist(n_tasks or 2, data_home, train_size, holdout)
     return _mnist(
         name.split("-")[0], n_tasks or 20, data_home, train_size, holdout, seed
     )
@@ -72,11 +82,11 @@ def load_stream(
 def _digits(kind, n_tasks, seed):
     n_tasks = n_tasks or 5
     X, X_test, y, y_test, t, t_test = load_digits_stream(
-        kind, n_tasks=n_tasks, random_state=seed
+        kind.removeprefix("class-"), n_tasks=n_tasks, random_state=seed
     )
     return TaskStream(
         name=f"{kind}-digits",
-        regime=regime_of(f"{kind}-digits"),
+        regime="digits",
         n_tasks=n_tasks,
         classes=np.unique(y),
         build_task=lambda k: (X[t == k], y[t == k]),
@@ -87,7 +97,7 @@ def _digits(kind, n_tasks, seed):
     )
 
 
-def _mnist(kind, n_tasks, data_home, train_size, holdout, seed):
+def _load_mnist(data_home, train_size, holdout):
     mnist = fetch_mnist(data_home, cache=False)
     X, y = mnist.X_train, mnist.y_train
     X_eval, y_eval = mnist.X_test, mnist.y_test
@@ -96,7 +106,33 @@ def _mnist(kind, n_tasks, data_home, train_size, holdout, seed):
             raise ValueError(f"holdout must be in (0, {len(y)}), got {holdout}.")
         X, X_eval = X[:-holdout], X[-holdout:]
         y, y_eval = y[:-holdout], y[-holdout:]
-    X, y = X[:train_size], y[:train_size]
+    return X[:train_size], y[:train_size], X_eval, y_eval
+
+
+def _shared_split_mnist(n_tasks, data_home, train_size, holdout):
+    X, y, X_eval, y_eval = _load_mnist(data_home, train_size, holdout)
+    if 10 % n_tasks:
+        raise ValueError(
+            f"shared-split-mnist needs n_tasks dividing 10, got {n_tasks}."
+        )
+    X, y, t = make_split_stream(X, y, n_tasks=n_tasks, relabel=True)
+    X_test, y_test, t_test = make_split_stream(
+        X_eval, y_eval, n_tasks=n_tasks, relabel=True
+    )
+    return TaskStream(
+        name="shared-split-mnist",
+        regime="mnist-permuted",
+        n_tasks=n_tasks,
+        classes=np.unique(y),
+        build_task=lambda k: (X[t == k], y[t == k]),
+        X_test=X_test,
+        y_test=y_test,
+        t_test=t_test,
+    )
+
+
+def _mnist(kind, n_tasks, data_home, train_size, holdout, seed):
+    X, y, X_eval, y_eval = _load_mnist(data_home, train_size, holdout)
     if kind == "permuted":
         *_, perms = make_permuted_stream(
             X[:1], y[:1], n_tasks, return_permutations=True, random_state=seed

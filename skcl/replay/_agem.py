@@ -55,7 +55,7 @@ class AGEM(Replay):
         self.n_projected_ = 0
 
     def after_backward(self, net, step):
-        rows = self.memory_.sample(self.memory_batch_size, before_task=net.task_index_)
+        rows = self.memory_.sample(self.memory_batch_size, earlier_tasks=True)
         if rows is None:
             return
         params = [p for p in net.module_.parameters() if p.requires_grad]

@@ -48,6 +48,9 @@ class Replay(Plugin):
             )
         self.memory_ = ClassBalancedMemory(size, len(net.classes))
 
+    def begin_task(self, net):
+        self.memory_.begin_task(net.task_index_)
+
     def end_task(self, net):
         self.memory_.end_task()
 

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from ._memory import Memory
@@ -41,6 +42,7 @@ class ClassBalancedMemory(Memory):
         "n_classes",
         "n_stored",
         "class_counts",
+        "task",
         *Memory._fields,
     )
 
@@ -57,26 +59,29 @@ class ClassBalancedMemory(Memory):
         """The filled rows of the current task."""
         k = self.per_class
         used = self.class_counts.clamp(max=k)
-        return torch.cat(
-            [
-                self.n_stored + c * k + torch.arange(int(n))
-                for c, n in enumerate(used.tolist())
-                if n
-            ]
-            or [torch.zeros(0, dtype=torch.long)]
-        )
+        grid = torch.arange(self.n_classes * k).view(-1, k)
+        return self.n_stored + grid[torch.arange(k) < used[:, None]]
 
     def filled(self):
         return torch.cat([torch.arange(self.n_stored), self._current()])
 
+    def earlier(self):
+        return torch.arange(self.n_stored)
+
     def slots(self, y):
-        classes = y.detach().cpu().long()
-        onehot = torch.nn.functional.one_hot(classes, self.n_classes)
-        before = onehot.cumsum(0).gather(1, classes[:, None])[:, 0] - 1
-        position = (self.class_counts[classes] + before) % self.per_class
-        self.class_counts += onehot.sum(0)
-        slots = self.n_stored + classes * self.per_class + position
-        return slots, torch.arange(len(classes))
+        classes = y.detach().cpu().numpy()
+        k, counts = self.per_class, self.class_counts.numpy()
+        order = np.argsort(classes, kind="stable")
+        ranked = classes[order]
+        occurrence = np.empty(len(classes), dtype=np.int64)
+        occurrence[order] = np.arange(len(classes)) - np.searchsorted(ranked, ranked)
+        in_batch = np.bincount(classes, minlength=self.n_classes)
+        # A class's last k rows of the batch stay; they take distinct slots.
+        rows = np.flatnonzero(occurrence >= in_batch[classes] - k)
+        position = (counts[classes[rows]] + occurrence[rows]) % k
+        slots = self.n_stored + classes[rows] * k + position
+        counts += in_batch
+        return torch.from_numpy(slots), torch.from_numpy(rows)
 
     def end_task(self):
         if self.X is None:

@@ -3,17 +3,6 @@
 import torch
 
 
-def last_writes(slots, rows):
-    """Keep, of the writes ``rows -> slots`` in order, the last one to each slot."""
-    if len(slots) <= 1:
-        return slots, rows
-    order = torch.argsort(slots, stable=True)
-    slots, rows = slots[order], rows[order]
-    last = torch.ones_like(slots, dtype=torch.bool)
-    last[:-1] = slots[1:] != slots[:-1]
-    return slots[last], rows[last]
-
-
 class Memory:
     """Base of the replay memories: stored samples, one row each.
 
@@ -31,6 +20,7 @@ class Memory:
     def __init__(self):
         for name in self._fields:
             setattr(self, name, None)
+        self.task = None
 
     def __len__(self):
         return len(self.filled())
@@ -40,7 +30,10 @@ class Memory:
         raise NotImplementedError
 
     def slots(self, y):
-        """Return ``(slots, rows)``: where the batch's rows are written, in order."""
+        """Return ``(slots, rows)``: where the batch's rows are written.
+
+        A row that a later row of the batch overwrites is left out.
+        """
         raise NotImplementedError
 
     def rows_needed(self):
@@ -53,7 +46,6 @@ class Memory:
         self._reserve(X, y, logits, mask)
         if len(slots) == 0:
             return
-        slots, rows = last_writes(slots, rows)
         device = self.X.device
         slots, rows = slots.to(device), rows.to(device)
         self.X.index_copy_(0, slots, X.index_select(0, rows))
@@ -80,24 +72,27 @@ class Memory:
                 grown[: len(old)] = old
             setattr(self, name, grown)
 
-    def sample(self, n, *, before_task=None):
+    def earlier(self):
+        """Return the indices of the filled rows of the tasks that ended."""
+        raise NotImplementedError
+
+    def sample(self, n, *, earlier_tasks=False):
         """Return the indices of up to ``n`` filled rows drawn without replacement.
 
-        All the filled rows if there are at most ``n``; only rows of tasks
-        before ``before_task`` if it is given; None if there is none. The
+        All the filled rows if there are at most ``n`` (only those of the tasks
+        that ended, with ``earlier_tasks``); None if there is none. The
         indices are on the memory's device.
         """
-        rows = self.filled()
-        if before_task is not None and len(rows):
-            rows = rows[
-                self.tasks.index_select(0, rows.to(self.tasks.device)).cpu()
-                < before_task
-            ]
+        rows = self.earlier() if earlier_tasks else self.filled()
         if len(rows) == 0:
             return None
         if len(rows) > n:
             rows = rows[torch.randperm(len(rows))[:n]]
         return rows.to(self.X.device)
+
+    def begin_task(self, task):
+        """Open task ``task``: the rows of earlier tasks are those stored so far."""
+        self.task = task
 
     def end_task(self):
         """Close the current task."""

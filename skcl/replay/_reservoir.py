@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from ._memory import Memory
@@ -32,7 +33,7 @@ class ReservoirMemory(Memory):
     (3, 20)
     """
 
-    _training_state = ("capacity", "n_seen", *Memory._fields)
+    _training_state = ("capacity", "n_seen", "task", *Memory._fields)
 
     def __init__(self, capacity):
         super().__init__()
@@ -42,14 +43,24 @@ class ReservoirMemory(Memory):
     def filled(self):
         return torch.arange(min(self.n_seen, self.capacity))
 
+    def earlier(self):
+        rows = self.filled()
+        if not len(rows):
+            return rows
+        return (self.tasks[: len(rows)] < self.task).nonzero()[:, 0].cpu()
+
     def rows_needed(self):
         return self.capacity
 
     def slots(self, y):
-        n = len(y)
-        seen = torch.arange(self.n_seen + 1, self.n_seen + n + 1, dtype=torch.float64)
-        draws = torch.floor(torch.rand(n, dtype=torch.float64) * seen)
-        slots = torch.where(seen <= self.capacity, seen - 1, draws).long()
+        n, capacity = len(y), self.capacity
+        seen = np.arange(self.n_seen + 1, self.n_seen + n + 1, dtype=np.float64)
+        draws = np.floor(torch.rand(n, dtype=torch.float64).numpy() * seen)
         self.n_seen += n
-        rows = (slots < self.capacity).nonzero()[:, 0]
-        return slots[rows], rows
+        slots = np.where(seen <= capacity, seen - 1, draws).astype(np.int64)
+        rows = np.flatnonzero(slots < capacity)
+        slots = slots[rows]
+        if len(slots) > 1:  # of two rows drawing one slot, the later one stays
+            _, last = np.unique(slots[::-1], return_index=True)
+            slots, rows = slots[::-1][last], rows[::-1][last]
+        return torch.from_numpy(slots), torch.from_numpy(rows)

@@ -69,17 +69,31 @@ def test_reservoir_keeps_everything_while_it_fits():
 
 def test_class_balanced_keeps_the_latest_of_each_class_of_each_task():
     memory = ClassBalancedMemory(per_class=2, n_classes=3)
+    memory.begin_task(0)
     labels = torch.tensor([0, 1, 0, 0, 2, 1, 1])
     memory.add(torch.arange(7.0)[:, None], labels, task=0)
     rows = memory.filled()
     assert sorted(memory.X[rows, 0].tolist()) == [2, 3, 4, 5, 6]  # 0 and 1 left
     memory.end_task()
     assert memory.n_stored == 5 and len(memory) == 5
+    memory.begin_task(1)
     memory.add(torch.tensor([[10.0]]), torch.tensor([2]), task=1)
     assert len(memory) == 6
-    earlier = memory.sample(64, before_task=1)
+    earlier = memory.sample(64, earlier_tasks=True)
     assert sorted(memory.X[earlier, 0].tolist()) == [2, 3, 4, 5, 6]
     assert memory.tasks[memory.filled()].tolist() == [0] * 5 + [1]
+
+
+def test_reservoir_refers_to_the_rows_of_tasks_that_ended():
+    memory = ReservoirMemory(100)
+    memory.begin_task(0)
+    offer(memory, torch.arange(30), 10, task=0)
+    assert memory.sample(64, earlier_tasks=True) is None
+    memory.begin_task(1)
+    assert memory.sample(64, earlier_tasks=True).tolist() == list(range(30))
+    offer(memory, torch.arange(30, 50), 10, task=1)
+    assert memory.sample(64, earlier_tasks=True).tolist() == list(range(30))
+    assert len(memory.sample(64)) == 50
 
 
 def test_sample_draws_without_replacement_and_all_when_few():
