@@ -120,6 +120,7 @@ def _benchmark(args):
 
     from ._benchmark import (
         cached_stream,
+        format_divergences,
         format_table,
         run_in_worker,
         run_strategy,
@@ -177,6 +178,11 @@ def _benchmark(args):
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
+    divergences = format_divergences(
+        results, {strategy: params for strategy, params, _ in runs}
+    )
+    if divergences:
+        print(divergences)
     config = {
         **{k: v for k, v in vars(args).items() if k != "command"},
         "regime": REGIMES[stream.regime],

@@ -55,6 +55,28 @@ def test_benchmark_smoke_run_writes_results(tmp_path, capsys):
     assert (tmp_path / "task_accuracy.png").stat().st_size > 0
 
 
+def test_divergence_names_its_seed_task_and_error(tmp_path, capsys):
+    # An explicit step with a huge EWC strength diverges in the second task.
+    args = ["benchmark", "--strategies", "naive,ewc", "--n-tasks", "2"]
+    args += ["--seeds", "2", "--epochs", "1", "--hidden", "8", "--lam", "1e8"]
+    args += ["--penalty-step", "explicit", "--no-plots", "--quiet"]
+    assert main([*args, "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    naive, ewc = runs[:2], runs[2:]
+    assert [r["diverged"] for r in runs] == [False, False, True, True]
+    assert all(r["diverged_task"] is None and r["error"] is None for r in naive)
+    for r in ewc:
+        assert r["diverged_task"] == 1 and r["average_accuracy"] is None
+        assert r["error"].startswith("Training diverged in task 1: the training loss")
+    table, report = out.split("Diverged runs")
+    assert "ewc (2 diverged)" in table and "nan" not in table
+    assert "ewc, seed 0, task 1: Training diverged" in report
+    assert "ewc, seed 1, task 1: " in report
+    assert "ewc: try a lower --lr (now 0.05) or a lower --lam (now 1e+08)" in report
+    assert "--penalty-step implicit" in report and "naive" not in report
+
+
 def test_parallel_runs_give_the_same_results(tmp_path):
     args = ["benchmark", "--strategies", "naive,si", "--n-tasks", "2", "--seeds", "1"]
     args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]

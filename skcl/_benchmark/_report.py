@@ -29,21 +29,25 @@ def summarize(results, strategies):
 def format_table(rows):
     """Return the summary as an aligned text table (mean ± std over seeds).
 
-    Runs that diverged are left out of the means and counted in the name.
+    Runs that diverged are left out of the means and counted in the name; a
+    strategy all of whose runs diverged shows ``-``.
     """
     cells = [("strategy", *_HEADERS)]
     for row in rows:
         diverged = row["n_diverged"]
+        kept = row["n_seeds"] - diverged
         cells.append(
             (
                 row["strategy"] + (f" ({diverged} diverged)" if diverged else ""),
                 *(
-                    f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
-                    if row["n_seeds"] > 1
+                    "-"
+                    if not kept
+                    else f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
+                    if kept > 1
                     else f"{row[k]:.3f}"
                     for k in METRICS
                 ),
-                f"{row['seconds']:.1f}",
+                "-" if not kept else f"{row['seconds']:.1f}",
             )
         )
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
@@ -56,6 +60,37 @@ def format_table(rows):
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_divergences(results, params):
+    """Return what diverged, where and why, with what to change; "" if nothing.
+
+    ``params`` maps each strategy to its estimator parameters, for the advice.
+    """
+    diverged = [r for r in results if r["diverged"]]
+    if not diverged:
+        return ""
+    lines = ["Diverged runs (left out of the means; the errors are in results.json):"]
+    for r in diverged:
+        # The estimator's own advice names its parameters; the flags follow.
+        reason = r["error"].split(" The estimator was restored")[0]
+        lines.append(
+            f"  {r['strategy']}, seed {r['seed']}, task {r['diverged_task']}: {reason}"
+        )
+    lines.append("To avoid it:")
+    for strategy in dict.fromkeys(r["strategy"] for r in diverged):
+        lines.append(f"  {strategy}: {_advice(params[strategy])}")
+    return "\n".join(lines)
+
+
+def _advice(params):
+    options = [f"a lower --lr (now {params['lr']:g})"]
+    penalty = params.get("penalty")
+    if penalty is not None:
+        options.append(f"a lower --lam (now {penalty.lam:g})")
+        if params.get("penalty_step") == "explicit":
+            options.append("--penalty-step implicit")
+    return "try " + " or ".join(options)
 
 
 def write_files(results, rows, config, output):
