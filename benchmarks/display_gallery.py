@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from PIL import Image
 
 from skcl import ContinualClassifier
 from skcl.callbacks import TaskMonitor
@@ -51,6 +52,11 @@ def fit_all(n_tasks):
 def save(figure, path, dpi):
     figure.savefig(path, dpi=dpi)  # plain savefig: what fits the figure is kept
     plt.close(figure)
+    # 128 colours keep the docs' pictures small (PIL comes with matplotlib).
+    image = Image.open(path).convert("RGB")
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
+        path, optimize=True
+    )
     print(path)
 
 

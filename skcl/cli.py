@@ -190,11 +190,13 @@ def _benchmark(args):
     paths = write_files(results, rows, _jsonable(config), args.output)
     if not args.no_plots:
         try:
-            paths += write_plots(results, args.strategies, args.output)
+            paths += write_plots(results, rows, args.output, stream=stream.name)
         except ImportError:
             print("(no plots: pip install matplotlib, or skcl[plots], to get them)")
     elapsed = time.perf_counter() - start
-    print(f"wrote {len(paths)} files to {args.output}/ in {elapsed:.0f} s")
+    print(f"wrote {len(paths)} files to {args.output}/ in {elapsed:.0f} s:")
+    for path in paths:
+        print(f"  {path}")
     return 0
 
 
