@@ -179,7 +179,11 @@ def write_plots(results, rows, output, *, stream):
         display = TaskAccuracyDisplay.from_matrix(
             {strategy: m["mean"] for strategy, m in matrices.items()}
         )
-        display.figure_.suptitle(f"Score on each task along {stream}, mean over seeds")
+        n_seeds = max(m["n_seeds"] for m in matrices.values())
+        display.figure_.suptitle(
+            f"Score on each task along {stream}, "
+            + (f"mean of {n_seeds} seeds" if n_seeds > 1 else "1 seed")
+        )
         save(display.figure_, "task_accuracy.png")
     finite = [row for row in rows if np.isfinite(row["average_accuracy"])]
     if finite:
