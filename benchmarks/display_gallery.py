@@ -52,9 +52,9 @@ def fit_all(n_tasks):
 def save(figure, path, dpi):
     figure.savefig(path, dpi=dpi)  # plain savefig: what fits the figure is kept
     plt.close(figure)
-    # 128 colours keep the docs' pictures small (PIL comes with matplotlib).
+    # 256 colours keep the docs' pictures small (PIL comes with matplotlib).
     image = Image.open(path).convert("RGB")
-    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
         path, optimize=True
     )
     print(path)
