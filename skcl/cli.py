@@ -120,6 +120,7 @@ def _benchmark(args):
 
     from ._benchmark import (
         cached_stream,
+        format_divergences,
         format_table,
         run_in_worker,
         run_strategy,
@@ -177,6 +178,11 @@ def _benchmark(args):
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
+    divergences = format_divergences(
+        results, {strategy: params for strategy, params, _ in runs}
+    )
+    if divergences:
+        print(divergences)
     config = {
         **{k: v for k, v in vars(args).items() if k != "command"},
         "regime": REGIMES[stream.regime],
@@ -184,11 +190,13 @@ def _benchmark(args):
     paths = write_files(results, rows, _jsonable(config), args.output)
     if not args.no_plots:
         try:
-            paths += write_plots(results, args.strategies, args.output)
+            paths += write_plots(results, rows, args.output, stream=stream.name)
         except ImportError:
             print("(no plots: pip install matplotlib, or skcl[plots], to get them)")
     elapsed = time.perf_counter() - start
-    print(f"wrote {len(paths)} files to {args.output}/ in {elapsed:.0f} s")
+    print(f"wrote {len(paths)} files to {args.output}/ in {elapsed:.0f} s:")
+    for path in paths:
+        print(f"  {path}")
     return 0
 
 

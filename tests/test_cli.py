@@ -51,8 +51,94 @@ def test_benchmark_smoke_run_writes_results(tmp_path, capsys):
     assert len(naive["R"]) == 2 and 0 <= naive["average_accuracy"] <= 1
     assert results["runs"][-1]["forgetting"] == 0.0
     assert (tmp_path / "summary.csv").read_text().startswith("strategy,n_seeds")
-    assert (tmp_path / "accuracy_matrix_ewc.png").stat().st_size > 0
-    assert (tmp_path / "task_accuracy.png").stat().st_size > 0
+    # The heatmaps show the mean over seeds; results.json has it and the std.
+    ewc = np.array([r["R"] for r in results["runs"] if r["strategy"] == "ewc"])
+    matrices = results["matrices"]
+    assert sorted(matrices) == ["ewc", "naive"] and matrices["ewc"]["n_seeds"] == 2
+    np.testing.assert_allclose(matrices["ewc"]["mean"], ewc.mean(0))
+    np.testing.assert_allclose(matrices["ewc"]["std"], ewc.std(0))
+    written = out.split("wrote 6 files to")[1].splitlines()[1:]
+    names = ["results.json", "summary.csv", "accuracy_matrix_naive.png"]
+    names += ["accuracy_matrix_ewc.png", "task_accuracy.png", "summary.png"]
+    assert [Path(line.strip()).name for line in written] == names
+    for name in names:
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_divergence_names_its_seed_task_and_error(tmp_path, capsys):
+    # An explicit step with a huge EWC strength diverges in the second task.
+    args = ["benchmark", "--strategies", "naive,ewc", "--n-tasks", "2"]
+    args += ["--seeds", "2", "--epochs", "1", "--hidden", "8", "--lam", "1e8"]
+    args += ["--penalty-step", "explicit", "--no-plots", "--quiet"]
+    assert main([*args, "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    naive, ewc = runs[:2], runs[2:]
+    assert [r["diverged"] for r in runs] == [False, False, True, True]
+    assert all(r["diverged_task"] is None and r["error"] is None for r in naive)
+    for r in ewc:
+        assert r["diverged_task"] == 1 and r["average_accuracy"] is None
+        assert r["error"].startswith("Training diverged in task 1: the training loss")
+    table, report = out.split("Diverged runs")
+    assert "ewc (2 diverged)" in table and "nan" not in table
+    assert "ewc, seed 0, task 1: Training diverged" in report
+    assert "ewc, seed 1, task 1: " in report
+    assert "ewc: try a lower --lr (now 0.05) or a lower --lam (now 1e+08)" in report
+    assert "--penalty-step implicit" in report and "naive" not in report
+
+
+def test_plots_agree_with_the_table(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    from skcl._benchmark import summarize, write_plots
+
+    saved = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def record(figure, path, **kwargs):
+        saved[Path(path).name] = figure
+        return savefig(figure, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    rng = np.random.default_rng(0)
+    results = [
+        dict(strategy=s, seed=seed, R=np.tril(rng.uniform(size=(4, 4))).tolist())
+        for s in ("naive", "l2")
+        for seed in range(3)
+    ]
+    for r in results:
+        R = np.array(r["R"])
+        r.update(
+            diverged=False,
+            seconds=1.0,
+            average_accuracy=R[-1].mean(),
+            forgetting=float(np.mean(R[:-1].max(0)[:-1] - R[-1, :-1])),
+            backward_transfer=0.0,
+            learning_accuracy=float(np.diag(R).mean()),
+        )
+    results[5].update(diverged=True, R=None)  # l2, seed 2
+    rows = summarize(results, ["naive", "l2"])
+    paths = write_plots(results, rows, tmp_path, stream="permuted-digits")
+    assert [p.name for p in paths] == [
+        "accuracy_matrix_naive.png",
+        "accuracy_matrix_l2.png",
+        "task_accuracy.png",
+        "summary.png",
+    ]
+    heatmap = saved["accuracy_matrix_l2.png"].axes[0]
+    l2 = np.mean([r["R"] for r in results[3:5]], axis=0)
+    np.testing.assert_allclose(heatmap.images[0].get_array(), l2)
+    title = heatmap.get_title()
+    assert "l2 on permuted-digits, mean of 2 seeds (1 diverged)" in title
+    assert f"accuracy {rows[1]['average_accuracy']:.3f} ± " in title
+    assert np.isclose(l2[-1].mean(), rows[1]["average_accuracy"])
+    curves = saved["task_accuracy.png"]
+    np.testing.assert_allclose(curves.axes[1].lines[0].get_ydata(), l2[:, 0])
+    summary = saved["summary.png"].axes[0]
+    assert summary.get_xlabel().startswith("Forgetting")
+    assert [t.get_text() for t in saved["summary.png"].legends[0].get_texts()] == [
+        "naive",
+        "l2",
+    ]
 
 
 def test_parallel_runs_give_the_same_results(tmp_path):

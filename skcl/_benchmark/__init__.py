@@ -4,7 +4,13 @@ The command line, ``benchmarks/`` and the tests import these names from here.
 """
 
 from ._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
-from ._report import format_table, summarize, write_files, write_plots
+from ._report import (
+    format_divergences,
+    format_table,
+    summarize,
+    write_files,
+    write_plots,
+)
 from ._runner import cached_stream, run_in_worker, run_strategy
 from ._streams import STREAMS, load_stream, regime_of
 
@@ -14,6 +20,7 @@ __all__ = [
     "STRATEGIES",
     "STREAMS",
     "cached_stream",
+    "format_divergences",
     "format_table",
     "load_stream",
     "regime_of",

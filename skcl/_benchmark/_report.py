@@ -29,21 +29,25 @@ def summarize(results, strategies):
 def format_table(rows):
     """Return the summary as an aligned text table (mean ± std over seeds).
 
-    Runs that diverged are left out of the means and counted in the name.
+    Runs that diverged are left out of the means and counted in the name; a
+    strategy all of whose runs diverged shows ``-``.
     """
     cells = [("strategy", *_HEADERS)]
     for row in rows:
         diverged = row["n_diverged"]
+        kept = row["n_seeds"] - diverged
         cells.append(
             (
                 row["strategy"] + (f" ({diverged} diverged)" if diverged else ""),
                 *(
-                    f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
-                    if row["n_seeds"] > 1
+                    "-"
+                    if not kept
+                    else f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
+                    if kept > 1
                     else f"{row[k]:.3f}"
                     for k in METRICS
                 ),
-                f"{row['seconds']:.1f}",
+                "-" if not kept else f"{row['seconds']:.1f}",
             )
         )
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
@@ -58,11 +62,72 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def format_divergences(results, params):
+    """Return what diverged, where and why, with what to change; "" if nothing.
+
+    ``params`` maps each strategy to its estimator parameters, for the advice.
+    """
+    diverged = [r for r in results if r["diverged"]]
+    if not diverged:
+        return ""
+    lines = ["Diverged runs (left out of the means; the errors are in results.json):"]
+    for r in diverged:
+        # The estimator's own advice names its parameters; the flags follow.
+        reason = r["error"].split(" The estimator was restored")[0]
+        lines.append(
+            f"  {r['strategy']}, seed {r['seed']}, task {r['diverged_task']}: {reason}"
+        )
+    lines.append("To avoid it:")
+    for strategy in dict.fromkeys(r["strategy"] for r in diverged):
+        lines.append(f"  {strategy}: {_advice(params[strategy])}")
+    return "\n".join(lines)
+
+
+def _advice(params):
+    options = [f"a lower --lr (now {params['lr']:g})"]
+    penalty = params.get("penalty")
+    if penalty is not None:
+        options.append(f"a lower --lam (now {penalty.lam:g})")
+        if params.get("penalty_step") == "explicit":
+            options.append("--penalty-step implicit")
+    return "try " + " or ".join(options)
+
+
+def mean_matrices(results):
+    """Mean and std over seeds of each sequential strategy's accuracy matrix.
+
+    Returns a dict from strategy to ``{"n_seeds", "mean", "std"}`` (arrays),
+    over the runs that did not diverge, the runs the table averages too.
+    """
+    matrices = {}
+    for r in results:
+        if not r["strategy"].startswith("joint") and not r["diverged"]:
+            matrices.setdefault(r["strategy"], []).append(np.array(r["R"]))
+    return {
+        strategy: {"n_seeds": len(Rs), "mean": np.mean(Rs, 0), "std": np.std(Rs, 0)}
+        for strategy, Rs in matrices.items()
+    }
+
+
 def write_files(results, rows, config, output):
-    """Write ``results.json`` (every run), ``summary.csv`` and return their paths."""
+    """Write ``results.json`` and ``summary.csv`` and return their paths.
+
+    ``results.json`` holds the configuration, the summary rows, every run and,
+    under ``matrices``, the mean and std over seeds of each strategy's
+    accuracy matrix (those the heatmaps show).
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    document = {"config": config, "summary": rows, "runs": results}
+    matrices = {
+        strategy: {
+            "n_seeds": m["n_seeds"],
+            "mean": m["mean"].tolist(),
+            "std": m["std"].tolist(),
+        }
+        for strategy, m in mean_matrices(results).items()
+    }
+    document = {"config": config, "summary": rows, "matrices": matrices}
+    document["runs"] = results
     with open(output / "results.json", "w") as f:
         json.dump(_nan_to_none(document), f, indent=2, allow_nan=False)
     with open(output / "summary.csv", "w", newline="") as f:
@@ -72,8 +137,15 @@ def write_files(results, rows, config, output):
     return [output / "results.json", output / "summary.csv"]
 
 
-def write_plots(results, strategies, output):
-    """Plot each sequential strategy's first accuracy matrix and their task curves."""
+def write_plots(results, rows, output, *, stream):
+    """Plot the benchmark of the stream named ``stream``; return the paths.
+
+    One heatmap per sequential strategy of its accuracy matrix averaged over
+    the seeds (the std is in ``results.json``), titled with the numbers of the
+    table; the forgetting curves of the same mean matrices, one panel per
+    strategy; and ``summary.png``, average accuracy against forgetting with
+    the std over seeds as error bars.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,25 +154,78 @@ def write_plots(results, strategies, output):
     from ..metrics import AccuracyMatrixDisplay, TaskAccuracyDisplay
 
     output = Path(output)
-    first = {}
-    for r in results:
-        if not r["strategy"].startswith("joint") and not r["diverged"]:
-            first.setdefault(r["strategy"], np.array(r["R"]))
+    by_strategy = {row["strategy"]: row for row in rows}
+    matrices = mean_matrices(results)
     paths = []
-    for strategy in (s for s in strategies if s in first):
-        display = AccuracyMatrixDisplay.from_matrix(first[strategy])
-        display.ax_.set_title(strategy)
-        path = output / f"accuracy_matrix_{strategy}.png"
-        display.figure_.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(display.figure_)
-        paths.append(path)
-    if first:
-        display = TaskAccuracyDisplay.from_matrix(first)
-        path = output / "task_accuracy.png"
-        display.figure_.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(display.figure_)
-        paths.append(path)
+
+    def save(figure, name):
+        figure.savefig(output / name, dpi=100)
+        plt.close(figure)
+        paths.append(output / name)
+
+    for strategy, m in matrices.items():
+        display = AccuracyMatrixDisplay.from_matrix(
+            m["mean"], im_kw={"vmin": 0, "vmax": 1}
+        )
+        row = by_strategy[strategy]
+        display.ax_.set_title(
+            f"{strategy} on {stream}, {_seeds(row)}\n"
+            f"accuracy {_cell(row, 'average_accuracy')}, "
+            f"forgetting {_cell(row, 'forgetting')}",
+            fontsize="medium",
+        )
+        save(display.figure_, f"accuracy_matrix_{strategy}.png")
+    if matrices:
+        display = TaskAccuracyDisplay.from_matrix(
+            {strategy: m["mean"] for strategy, m in matrices.items()}
+        )
+        n_seeds = max(m["n_seeds"] for m in matrices.values())
+        display.figure_.suptitle(
+            f"Score on each task along {stream}, "
+            + (f"mean of {n_seeds} seeds" if n_seeds > 1 else "1 seed")
+        )
+        save(display.figure_, "task_accuracy.png")
+    finite = [row for row in rows if np.isfinite(row["average_accuracy"])]
+    if finite:
+        save(_summary_figure(plt, finite, stream), "summary.png")
     return paths
+
+
+def _seeds(row):
+    n = row["n_seeds"] - row["n_diverged"]
+    text = f"mean of {n} seeds" if n > 1 else "1 seed"
+    return text + (f" ({row['n_diverged']} diverged)" if row["n_diverged"] else "")
+
+
+def _cell(row, key):
+    if row["n_seeds"] - row["n_diverged"] > 1:
+        return f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
+    return f"{row[key]:.3f}"
+
+
+def _summary_figure(plt, rows, stream):
+    figure, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    colors = plt.get_cmap("tab10")
+    for k, row in enumerate(rows):
+        ax.errorbar(
+            row["forgetting"],
+            row["average_accuracy"],
+            xerr=row["forgetting_std"],
+            yerr=row["average_accuracy_std"],
+            fmt="osD^v"[k // 10 % 5],
+            capsize=3,
+            color=colors(k % 10),
+            label=row["strategy"],
+        )
+    n_seeds = max(row["n_seeds"] for row in rows)
+    ax.set(
+        xlabel="Forgetting (lower is better)",
+        ylabel="Average accuracy (higher is better)",
+        title=f"{stream}: mean ± std over {n_seeds} seed{'s' * (n_seeds > 1)}",
+    )
+    ax.grid(alpha=0.3)
+    figure.legend(loc="outside right upper")
+    return figure
 
 
 def _nan_to_none(value):

@@ -42,21 +42,31 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
     -------
     dict
         ``strategy``, ``seed``, ``R`` (list of rows), the four metrics, the
-        training time in seconds and ``diverged``. A run whose loss diverges
-        has None scores and ``diverged=True``.
+        training time in seconds, ``diverged``, and, for a run whose loss
+        diverged (``diverged=True``, None scores), ``diverged_task`` (the
+        index of the task it diverged in; 0 for the joint strategies) and
+        ``error`` (the estimator's message); both are None otherwise.
     """
+    where = {"task": 0}
     try:
-        return _run(stream, strategy, params, seed, progress)
-    except FloatingPointError:
+        return _run(stream, strategy, params, seed, progress, where)
+    except FloatingPointError as error:
         metrics = dict.fromkeys(
             ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
         )
         return dict(
-            strategy=strategy, seed=seed, R=None, seconds=None, diverged=True, **metrics
+            strategy=strategy,
+            seed=seed,
+            R=None,
+            seconds=None,
+            diverged=True,
+            diverged_task=where["task"],
+            error=str(error),
+            **metrics,
         )
 
 
-def _run(stream, strategy, params, seed, progress):
+def _run(stream, strategy, params, seed, progress, where):
     clf = ContinualClassifier(
         **params,
         classes=stream.classes,
@@ -87,6 +97,7 @@ def _run(stream, strategy, params, seed, progress):
         seconds = 0.0
         for k in range(stream.n_tasks):
             X, y = stream.task(k)
+            where["task"] = k
             start = time.perf_counter()
             clf.partial_fit(X, y, task_id=k)
             seconds += time.perf_counter() - start
@@ -105,6 +116,8 @@ def _run(stream, strategy, params, seed, progress):
         R=R.tolist(),
         seconds=seconds,
         diverged=False,
+        diverged_task=None,
+        error=None,
         **metrics,
     )
 

@@ -17,6 +17,7 @@ from ._matrix import accuracy_matrix, initial_scores
 from ._plot.accuracy_matrix import AccuracyMatrixDisplay
 from ._plot.task_accuracy import TaskAccuracyDisplay
 from ._scorer import (
+    MissingTaskIdError,
     get_continual_scorer,
     get_continual_scorer_names,
     make_continual_scorer,
@@ -24,6 +25,7 @@ from ._scorer import (
 
 __all__ = [
     "AccuracyMatrixDisplay",
+    "MissingTaskIdError",
     "TaskAccuracyDisplay",
     "accuracy_matrix",
     "average_accuracy",

@@ -16,6 +16,33 @@ from ._functions import (
 from ._matrix import _accuracy_matrix, initial_scores
 
 
+class MissingTaskIdError(BaseException):
+    """A continual scorer was called without the task ids it needs.
+
+    It derives from :class:`BaseException`, not :class:`Exception` (as
+    :class:`KeyboardInterrupt` does), because scikit-learn's searches,
+    :func:`~sklearn.model_selection.cross_validate` and similar tools catch
+    every ``Exception`` a scorer raises and score that fold ``error_score``
+    (NaN by default): a search whose scorer never gets task ids would then
+    train every candidate, score them all NaN and pick the first. This error
+    stops such a search at its first scored fold instead. The message says how
+    to pass the task ids; catch it by name (``except MissingTaskIdError``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.metrics import MissingTaskIdError, get_continual_scorer
+    >>> X, y = np.random.RandomState(0).normal(size=(20, 2)), np.tile([0, 1], 10)
+    >>> clf = ContinualClassifier(max_epochs=1).fit(X, y, task_id=np.repeat([0, 1], 10))
+    >>> try:
+    ...     get_continual_scorer("average_accuracy")(clf, X, y)
+    ... except MissingTaskIdError as error:
+    ...     print(str(error)[:64])
+    make_continual_scorer(average_accuracy) needs the task id of eve
+    """
+
+
 class _ContinualScorer:
     """Scorer ``scorer(estimator, X, y, task_id=...)`` applying a metric to R.
 
@@ -69,9 +96,16 @@ class _ContinualScorer:
         -------
         score : float
             The metric of the accuracy matrix, negated if smaller is better.
+
+        Raises
+        ------
+        MissingTaskIdError
+            If ``task_id`` is None. scikit-learn's searches and
+            ``cross_validate`` do not turn this error into ``error_score``:
+            it stops them at the first fold they score.
         """
         if task_id is None:
-            raise ValueError(self._missing_task_id_message())
+            raise MissingTaskIdError(self._missing_task_id_message())
         R, _ = _accuracy_matrix(
             estimator, X, y, task_id, scoring=self._scoring, include_untrained=False
         )
@@ -97,8 +131,8 @@ class _ContinualScorer:
         return message + (
             " Metadata routing is enabled but no task_id reached the scorer: pass "
             "the task ids to fit, e.g. search.fit(X, y, task_id=task_id) or "
-            "cross_validate(..., params={'task_id': task_id}), and keep the scorer's "
-            "request with scorer.set_score_request(task_id=True)."
+            "cross_validate(..., params={'task_id': task_id}); a scorer function "
+            "that calls this one must take task_id and pass it on."
         )
 
     def set_score_request(self, *, task_id=UNCHANGED):
@@ -109,10 +143,11 @@ class _ContinualScorer:
 
         Parameters
         ----------
-        task_id : str, True, False, or None, default=UNCHANGED
+        task_id : str, True or UNCHANGED, default=UNCHANGED
             ``True`` requests the metadata ``task_id``, a string requests it
-            under that alias, ``False`` does not request it and ``None`` raises
-            an error if it is passed; ``UNCHANGED`` keeps the current request.
+            under that alias; ``UNCHANGED`` keeps the current request. A
+            continual scorer cannot score without the task ids, so ``False``
+            and ``None`` (not requesting them) raise a ``ValueError``.
 
         Returns
         -------
@@ -124,6 +159,12 @@ class _ContinualScorer:
                 "This method is only available when metadata routing is enabled. "
                 "You can enable it using "
                 "sklearn.set_config(enable_metadata_routing=True)."
+            )
+        if task_id is None or task_id is False:
+            raise ValueError(
+                f"{self!r} cannot score without the task ids, so it must request "
+                f"them: got set_score_request(task_id={task_id!r}). Pass True, or "
+                "a string to route them under another name (e.g. 'test_task_id')."
             )
         if task_id is not UNCHANGED:
             MetadataRequest(owner=self).score.add_request(

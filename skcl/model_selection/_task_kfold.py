@@ -20,7 +20,8 @@ class TaskKFold(_TaskSplitter):
 
     The task ids come as ``task_id`` (routed by scikit-learn's searches when
     metadata routing is enabled) or as ``groups`` (passed by the searches
-    without routing). Without either, the data are a single task.
+    without routing). Without either, :meth:`split` raises a ``ValueError``
+    rather than treat a stream as a single task; ``task_id=0`` means one task.
 
     Parameters
     ----------

@@ -9,8 +9,16 @@ from sklearn.utils.validation import _num_samples
 from .._tasks import check_task_id, task_order
 
 
-def _resolve_task_id(task_id, groups, n_samples):
+def _resolve_task_id(task_id, groups, n_samples, splitter):
     """Return the task of each sample from ``task_id`` or its alias ``groups``."""
+    if task_id is None and groups is None:
+        raise ValueError(
+            f"{splitter} splits every task, but got no task ids: pass them as "
+            "split(X, y, task_id=task_id), or, in a scikit-learn search without "
+            "metadata routing, as groups: search.fit(X, y, task_id=t, groups=t). "
+            "For data that are a single task, pass task_id=0 or use "
+            "StratifiedKFold."
+        )
     if task_id is None:
         task_id = groups
     elif groups is not None and not np.array_equal(
@@ -53,8 +61,8 @@ class _TaskSplitter(BaseCrossValidator):
             (``search.fit(X, y, task_id=t, groups=t)``).
         task_id : array-like of shape (n_samples,), default=None
             The task of each sample; routed here by scikit-learn when metadata
-            routing is enabled. If neither ``task_id`` nor ``groups`` is
-            given, the data are a single task.
+            routing is enabled. One of ``task_id`` and ``groups`` is
+            required (``task_id=0`` makes the data a single task).
 
         Yields
         ------
@@ -62,9 +70,16 @@ class _TaskSplitter(BaseCrossValidator):
             The training set indices for that split.
         test : ndarray
             The testing set indices for that split.
+
+        Raises
+        ------
+        ValueError
+            If neither ``task_id`` nor ``groups`` is given.
         """
         X, y = indexable(X, y)
-        task_id = _resolve_task_id(task_id, groups, _num_samples(X))
+        task_id = _resolve_task_id(
+            task_id, groups, _num_samples(X), type(self).__name__
+        )
         stratified = (
             self.stratify
             and y is not None

@@ -6,6 +6,7 @@ import sklearn
 from sklearn.model_selection import GridSearchCV, cross_validate
 
 from skcl.metrics import (
+    MissingTaskIdError,
     forgetting,
     get_continual_scorer,
     get_continual_scorer_names,
@@ -80,15 +81,72 @@ def test_missing_task_id_without_routing_says_how_to_enable_it(
     X, y, _ = make_stream([10, 20, 30])
     scorer = get_continual_scorer("neg_forgetting")
     with pytest.raises(
-        ValueError, match=r"sklearn\.set_config\(enable_metadata_routing=True\)"
+        MissingTaskIdError,
+        match=r"sklearn\.set_config\(enable_metadata_routing=True\)",
     ):
         scorer(fitted_fake, X, y)
 
 
 def test_missing_task_id_with_routing(fitted_fake, make_stream, routing):
     X, y, _ = make_stream([10, 20, 30])
-    with pytest.raises(ValueError, match=r"set_score_request\(task_id=True\)"):
+    with pytest.raises(MissingTaskIdError, match="pass the task ids to fit"):
         get_continual_scorer("average_accuracy")(fitted_fake, X, y)
+
+
+class _CountingFake:
+    """Wrap the fake classifier class so that its fits are counted."""
+
+    def __init__(self, fake_cls):
+        counts = self.counts = []
+
+        class Counting(fake_cls):
+            def fit(self, X, y, task_id=None):
+                counts.append(1)
+                return super().fit(X, y, task_id=task_id)
+
+        self.cls = Counting
+
+
+@pytest.mark.parametrize("error_score", [np.nan, 0.0])
+@pytest.mark.parametrize("multimetric", [False, True])
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_grid_search_without_routing_stops_at_the_first_fold(
+    fake_cls, cv_data, error_score, multimetric, n_jobs
+):
+    # scikit-learn turns a scorer's Exception into error_score for every fold;
+    # the missing task ids must stop the search instead of ranking NaNs.
+    X, y, task_id, cv = cv_data
+    counting = _CountingFake(fake_cls)
+    scorer = get_continual_scorer("neg_forgetting")
+    search = GridSearchCV(
+        counting.cls(),
+        {"keep_snapshots": [True, True, True]},
+        scoring={"f": scorer, "a": get_continual_scorer("average_accuracy")}
+        if multimetric
+        else scorer,
+        refit="f" if multimetric else True,
+        cv=cv,
+        error_score=error_score,
+        n_jobs=n_jobs,
+    )
+    with pytest.raises(MissingTaskIdError, match="enable_metadata_routing=True"):
+        search.fit(X, y, task_id=task_id)
+    assert not hasattr(search, "best_params_")
+    if n_jobs is None:
+        assert len(counting.counts) == 1
+
+
+def test_cross_validate_without_routing_stops(make_fake, cv_data):
+    X, y, task_id, cv = cv_data
+    with pytest.raises(MissingTaskIdError, match="cross_validate"):
+        cross_validate(
+            make_fake([10, 20, 30]),
+            X,
+            y,
+            cv=cv,
+            params={"task_id": task_id},
+            scoring=get_continual_scorer("backward_transfer"),
+        )
 
 
 def test_grid_search_selects_least_forgetting(fitted_fake, fake_cls, cv_data, routing):
@@ -164,35 +222,20 @@ def test_search_without_refit_cannot_be_scored(fitted_fake, fake_cls, cv_data, r
         get_continual_scorer("neg_forgetting")(search, X, y, task_id=task_id)
 
 
-def test_grid_search_without_routing_raises_the_instructions(make_fake, cv_data):
+@pytest.mark.parametrize("request_", [False, None])
+def test_score_request_cannot_be_turned_off(request_, routing):
+    scorer = get_continual_scorer("neg_forgetting")
+    with pytest.raises(ValueError, match="cannot score without the task ids"):
+        scorer.set_score_request(task_id=request_)
+    assert scorer.get_metadata_routing().score.requests == {"task_id": True}
+
+
+def test_score_request_can_be_aliased(make_fake, cv_data, routing):
     X, y, task_id, cv = cv_data
-    search = GridSearchCV(
-        make_fake([10]),
-        {"keep_snapshots": [True]},
-        scoring=get_continual_scorer("neg_forgetting"),
-        cv=cv,
-        error_score="raise",
-    )
-    with pytest.raises(ValueError, match=r"enable_metadata_routing=True\)"):
-        search.fit(X, y, task_id=task_id)
-
-
-def test_score_request_can_be_turned_off_or_aliased(make_fake, cv_data, routing):
-    X, y, task_id, cv = cv_data
-    scorer = get_continual_scorer("neg_forgetting").set_score_request(task_id=False)
-    search = GridSearchCV(
-        make_fake([10]),
-        {"keep_snapshots": [True]},
-        scoring=scorer,
-        cv=cv,
-        error_score="raise",
-    )
-    with pytest.raises(ValueError, match="no task_id reached the scorer"):
-        search.fit(X, y, task_id=task_id)
-
     scorer = get_continual_scorer("neg_forgetting").set_score_request(
         task_id="test_task"
     )
+    search = GridSearchCV(make_fake([10]), {"keep_snapshots": [True]}, cv=cv)
     search.set_params(scoring=scorer).fit(X, y, task_id=task_id, test_task=task_id)
     assert search.best_score_ == pytest.approx(-0.3)
 
@@ -208,7 +251,7 @@ def test_set_score_request_needs_routing_and_a_valid_alias(routing):
 
 
 def test_get_continual_scorer_returns_independent_copies(routing):
-    get_continual_scorer("average_accuracy").set_score_request(task_id=False)
+    get_continual_scorer("average_accuracy").set_score_request(task_id="other")
     fresh = get_continual_scorer("average_accuracy")
     assert fresh.get_metadata_routing().score.requests == {"task_id": True}
     assert get_continual_scorer(fresh) is fresh

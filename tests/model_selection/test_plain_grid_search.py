@@ -1,11 +1,12 @@
 """Plain GridSearchCV on the continual estimators, with the task-aware folds."""
 
 import numpy as np
+import pytest
 import sklearn
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from skcl.metrics import get_continual_scorer
+from skcl.metrics import MissingTaskIdError, get_continual_scorer
 from skcl.model_selection import RegimeSearchCV, TaskKFold
 
 
@@ -50,3 +51,25 @@ def test_routing_mode_scores_with_continual_scorers(tiny_stream, make_classifier
     for key, value in regime.cv_results_.items():
         if key.startswith("split"):
             np.testing.assert_array_equal(search.cv_results_[key], value)
+
+
+def test_routing_without_task_ids_stops_at_the_first_fold(tiny_stream, make_classifier):
+    X, y, _ = tiny_stream
+    search = GridSearchCV(
+        make_classifier(),
+        {"lr": [1e-6, 0.1]},
+        scoring=get_continual_scorer("average_accuracy"),
+        cv=StratifiedKFold(3),
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.raises(MissingTaskIdError, match="no task_id reached the scorer"):
+            search.fit(X, y)
+    assert not hasattr(search, "cv_results_")
+
+
+def test_task_kfold_without_groups_raises_before_any_fit(tiny_stream, make_classifier):
+    X, y, t = tiny_stream
+    search = GridSearchCV(make_classifier(), {"lr": [1e-6, 0.1]}, cv=TaskKFold(3))
+    with pytest.raises(ValueError, match="groups=t"):
+        search.fit(X, y, task_id=t)
+    assert not hasattr(search, "cv_results_")

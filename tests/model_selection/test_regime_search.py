@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skcl import ContinualClassifier, ContinualRegressor
 from skcl.metrics import (
+    MissingTaskIdError,
     accuracy_matrix,
     average_accuracy,
     backward_transfer,
@@ -240,6 +241,30 @@ def test_scoring_names_lists_and_callables(tiny_stream, make_classifier):
     assert not hasattr(listed, "best_estimator_")
     with pytest.raises(ValueError, match="neg_forgetting"):
         RegimeSearchCV(clf, {"lr": [0.1]}, scoring="forgetting").fit(X, y, task_id=t)
+
+
+@pytest.mark.parametrize("error_score", [np.nan, "raise"])
+def test_a_scorer_that_drops_the_task_ids_stops_the_search(
+    tiny_stream, make_classifier, error_score
+):
+    X, y, t = tiny_stream
+    continual = get_continual_scorer("neg_forgetting")
+
+    def wrapper(estimator, X, y):  # takes no task_id, so it gets none
+        return continual(estimator, X, y)
+
+    search = RegimeSearchCV(
+        make_classifier(),
+        {"lr": [1e-6, 0.1]},
+        scoring={"acc": "average_accuracy", "f": wrapper},
+        refit="acc",
+        cv=2,
+        error_score=error_score,
+    )
+    with pytest.raises(MissingTaskIdError, match="must take task_id and pass it on"):
+        search.fit(X, y, task_id=t)
+    assert not hasattr(search, "cv_results_")
+    assert isinstance(search.estimator, ContinualClassifier)
 
 
 def test_randomized_search_samples_n_iter_candidates(tiny_stream, make_classifier):

@@ -51,10 +51,17 @@ def test_groups_is_an_alias_of_task_id(stream):
         next(cv.split(X, y, groups=np.zeros(len(y)), task_id=task_id))
 
 
-def test_without_task_ids_the_data_are_one_task(stream):
+@pytest.mark.parametrize("cv", [TaskKFold(3), TaskShuffleSplit()], ids=repr)
+def test_without_task_ids_split_raises(stream, cv):
+    X, y, _ = stream
+    with pytest.raises(ValueError, match=r"got no task ids: pass them as split\("):
+        next(cv.split(X, y))
+
+
+def test_a_scalar_task_id_makes_one_task(stream):
     X, y, _ = stream
     for (_, test), (_, expected) in zip(
-        TaskKFold(3).split(X, y), StratifiedKFold(3).split(X, y)
+        TaskKFold(3).split(X, y, task_id=0), StratifiedKFold(3).split(X, y)
     ):
         np.testing.assert_array_equal(test, expected)
 

@@ -3,6 +3,7 @@ from itertools import product
 import numpy as np
 
 from .._matrix import _accuracy_matrix
+from ._style import MAX_ANNOTATED, fitting_fontsize, tick_step
 from ._validation import _check_display_matrix
 
 
@@ -10,7 +11,9 @@ class AccuracyMatrixDisplay:
     """Heatmap of an accuracy matrix, with the scores written in the cells.
 
     Rows are the training steps (after training task ``t``), columns the
-    evaluated tasks. It is recommended to create one with
+    evaluated tasks. It reads from a few tasks to long streams: the scores are
+    written while they fit (up to 12 tasks by default) and at most about ten
+    ticks are labelled. It is recommended to create one with
     :meth:`from_estimator` or :meth:`from_matrix`. All parameters are stored as
     attributes.
 
@@ -31,7 +34,7 @@ class AccuracyMatrixDisplay:
         Image of the matrix.
 
     text_ : ndarray of shape (n_tasks, n_columns) of matplotlib Text, or None
-        The scores written in the cells; None if ``include_values=False``.
+        The scores written in the cells; None if they were not written.
 
     colorbar_ : matplotlib Colorbar or None
         The colorbar; None if ``colorbar=False``.
@@ -61,8 +64,8 @@ class AccuracyMatrixDisplay:
     def plot(
         self,
         *,
-        include_values=True,
-        values_format=".2f",
+        include_values="auto",
+        values_format=None,
         cmap="viridis",
         colorbar=True,
         ax=None,
@@ -73,11 +76,13 @@ class AccuracyMatrixDisplay:
 
         Parameters
         ----------
-        include_values : bool, default=True
-            Whether to write the scores in the cells.
+        include_values : bool or "auto", default="auto"
+            Whether to write the scores in the cells. "auto" writes them while
+            they fit: up to 12 columns, in a font sized to the cells. Beyond,
+            the colours and the colorbar carry the values.
 
-        values_format : str, default=".2f"
-            Format specification of the scores.
+        values_format : str, default=None
+            Format specification of the scores. If None, ``".2f"``.
 
         cmap : str or matplotlib Colormap, default="viridis"
             Colormap of the heatmap.
@@ -86,13 +91,14 @@ class AccuracyMatrixDisplay:
             Whether to add a colorbar.
 
         ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes are created.
+            Axes to plot on. If None, a new figure (with constrained layout,
+            sized to the number of tasks) and axes are created.
 
         im_kw : dict, default=None
             Keyword arguments of ``ax.imshow``, e.g. ``vmin`` and ``vmax``.
 
         text_kw : dict, default=None
-            Keyword arguments of ``ax.text``.
+            Keyword arguments of ``ax.text``, e.g. ``fontsize``.
 
         Returns
         -------
@@ -104,36 +110,47 @@ class AccuracyMatrixDisplay:
         R, labels = _check_display_matrix(
             self.accuracy_matrix, self.task_labels, "accuracy_matrix"
         )
-        if ax is None:
-            _, ax = plt.subplots()
+        if include_values not in (True, False, "auto"):
+            raise ValueError(
+                f"include_values must be True, False or 'auto', got {include_values!r}."
+            )
+        values_format = ".2f" if values_format is None else values_format
         n_tasks, n_columns = R.shape
+        if ax is None:
+            side = min(max(0.45 * n_columns + 1.5, 4.0), 7.5)
+            _, ax = plt.subplots(
+                figsize=(side + 1.0, min(max(0.45 * n_tasks + 1.2, 3.5), 7.0)),
+                layout="constrained",
+            )
 
         self.im_ = ax.imshow(
             R, **{"interpolation": "nearest", "cmap": cmap, **(im_kw or {})}
         )
+        self.colorbar_ = ax.figure.colorbar(self.im_, ax=ax) if colorbar else None
         self.text_ = None
-        if include_values:
+        if include_values is True or (
+            include_values == "auto" and n_columns <= MAX_ANNOTATED
+        ):
             self.text_ = np.empty(R.shape, dtype=object)
             dark, bright = self.im_.cmap(0.0), self.im_.cmap(1.0)
+            sample = format(np.nanmax(np.abs(R)), values_format)
+            text_kw = {
+                "ha": "center",
+                "va": "center",
+                "fontsize": fitting_fontsize(ax, n_tasks, n_columns, sample),
+                **(text_kw or {}),
+            }
             for t, i in product(range(n_tasks), range(n_columns)):
                 color = dark if self.im_.norm(R[t, i]) >= 0.5 else bright
                 self.text_[t, i] = ax.text(
-                    i,
-                    t,
-                    format(R[t, i], values_format),
-                    **{
-                        "ha": "center",
-                        "va": "center",
-                        "color": color,
-                        **(text_kw or {}),
-                    },
+                    i, t, format(R[t, i], values_format), **{"color": color, **text_kw}
                 )
-        self.colorbar_ = ax.figure.colorbar(self.im_, ax=ax) if colorbar else None
+        step = tick_step(n_columns)
         ax.set(
-            xticks=np.arange(n_columns),
-            yticks=np.arange(n_tasks),
-            xticklabels=labels,
-            yticklabels=labels[:n_tasks],
+            xticks=np.arange(0, n_columns, step),
+            yticks=np.arange(0, n_tasks, step),
+            xticklabels=labels[::step],
+            yticklabels=labels[:n_tasks:step],
             xlabel="Evaluated task",
             ylabel="After training task",
         )
@@ -151,8 +168,8 @@ class AccuracyMatrixDisplay:
         *,
         scoring=None,
         include_untrained=False,
-        include_values=True,
-        values_format=".2f",
+        include_values="auto",
+        values_format=None,
         cmap="viridis",
         colorbar=True,
         ax=None,
@@ -226,8 +243,8 @@ class AccuracyMatrixDisplay:
         accuracy_matrix,
         *,
         task_labels=None,
-        include_values=True,
-        values_format=".2f",
+        include_values="auto",
+        values_format=None,
         cmap="viridis",
         colorbar=True,
         ax=None,

@@ -1,14 +1,43 @@
 import numpy as np
 
 from .._matrix import _accuracy_matrix
+from ._style import MAX_INSIDE_LEGEND, MAX_LEGEND, task_colors, tick_step
 from ._validation import _check_display_matrix
+
+_PANELS_PER_ROW = 3
+
+
+def _panel_grid(plt, n_panels, n_legend_entries):
+    """A constrained-layout figure of ``n_panels`` axes sharing y, 3 per row."""
+    n_cols = min(n_panels, _PANELS_PER_ROW)
+    n_rows = -(-n_panels // n_cols)
+    legend_width = 0 if not n_legend_entries else 1.2 * -(-n_legend_entries // 10)
+    width, height = (3.8, 3.2) if n_panels > 1 else (4.8, 3.6)
+    _, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        sharey=True,
+        squeeze=False,
+        figsize=(
+            width * n_cols + legend_width + (0 if n_legend_entries else 1),
+            height * n_rows,
+        ),
+        layout="constrained",
+    )
+    axes = axes.ravel()
+    for extra in axes[n_panels:]:
+        extra.remove()
+    return axes[:n_panels]
 
 
 class TaskAccuracyDisplay:
     """Score on each task after each training step: the forgetting curves.
 
     One line per task; several estimators (e.g. strategies trained on the same
-    stream) are drawn side by side, one subplot each, sharing the y axis. It is
+    stream) are drawn side by side, one subplot each (at most three per row),
+    sharing the y axis. It reads from a few tasks to long streams: distinct
+    colours and a legend up to 20 tasks, a colour gradient and a colorbar
+    beyond, and at most about ten labelled ticks. It is
     recommended to create one with :meth:`from_estimator` or
     :meth:`from_matrix`. All parameters are stored as attributes.
 
@@ -39,6 +68,13 @@ class TaskAccuracyDisplay:
     ax_ : matplotlib Axes or ndarray of shape (n_matrices,) of Axes
         The axes, or one per matrix when a dict of matrices was given.
 
+    legend_ : matplotlib Legend or None
+        The legend naming the tasks, if drawn.
+
+    colorbar_ : matplotlib Colorbar or None
+        The colorbar from task to colour, drawn instead of a legend for more
+        than 20 tasks.
+
     figure_ : matplotlib Figure
         Figure containing the curves.
 
@@ -63,7 +99,9 @@ class TaskAccuracyDisplay:
         self.steps = steps
         self.training_task = training_task
 
-    def plot(self, *, trained_only=True, ax=None, line_kw=None):
+    def plot(
+        self, *, trained_only=True, cmap=None, legend="auto", ax=None, line_kw=None
+    ):
         """Plot the curves.
 
         Parameters
@@ -73,9 +111,24 @@ class TaskAccuracyDisplay:
             False, the curves span all the steps, showing the scores before
             training too.
 
+        cmap : str or matplotlib Colormap, default=None
+            Colours of the tasks. If None, tab10 up to 10 tasks, tab20 up to
+            20 and viridis beyond (early tasks dark, late ones bright). A
+            qualitative colormap with enough colours gives its first ones;
+            others are sampled evenly.
+
+        legend : bool or "auto", default="auto"
+            Whether to name the tasks in a legend. The legend is a figure
+            legend beside the panels when the figure has constrained layout
+            (as the figures made here do), else inside the last axes, so that
+            a plain ``savefig`` keeps it. "auto" draws a legend up to 20 tasks
+            (10 inside the axes) and, beyond, a colorbar from task to colour,
+            which takes its room from the axes.
+
         ax : matplotlib Axes or array-like of Axes, default=None
-            One Axes per matrix. If None, a new figure with one subplot per
-            matrix, side by side, is created.
+            One Axes per matrix. If None, a new figure with a grid of panels
+            (at most 3 per row) sharing the y axis is created. Given Axes get
+            the same y limits too, so that panels compare.
 
         line_kw : dict, default=None
             Keyword arguments of ``ax.plot``.
@@ -85,8 +138,11 @@ class TaskAccuracyDisplay:
         display : TaskAccuracyDisplay
             The display, with the artists as attributes.
         """
+        import matplotlib as mpl
         import matplotlib.pyplot as plt
 
+        if legend not in (True, False, "auto"):
+            raise ValueError(f"legend must be True, False or 'auto', got {legend!r}.")
         several = isinstance(self.accuracy_matrices, dict)
         matrices = self.accuracy_matrices if several else {None: self.accuracy_matrices}
         if not matrices:
@@ -108,14 +164,8 @@ class TaskAccuracyDisplay:
         labels = checked[0][1]
         n_tasks, n_columns = checked[0][0].shape
         if ax is None:
-            _, axes = plt.subplots(
-                1,
-                len(matrices),
-                sharey=True,
-                squeeze=False,
-                figsize=(4.5 * len(matrices), 4),
-            )
-            axes = axes[0]
+            as_legend = legend is True or (legend == "auto" and n_columns <= MAX_LEGEND)
+            axes = _panel_grid(plt, len(matrices), n_columns if as_legend else 0)
         else:
             axes = np.ravel(np.asarray(ax, dtype=object))
             if len(axes) != len(matrices):
@@ -123,6 +173,16 @@ class TaskAccuracyDisplay:
                     f"ax must hold one Axes per accuracy matrix ({len(matrices)}), "
                     f"got {len(axes)}."
                 )
+        figure = axes[0].figure
+        constrained = isinstance(
+            figure.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine
+        )
+        # Without constrained layout the legend goes inside the axes, where
+        # more than 10 entries would hide the curves.
+        as_legend = legend is True or (
+            legend == "auto"
+            and n_columns <= (MAX_LEGEND if constrained else MAX_INSIDE_LEGEND)
+        )
 
         if self.steps is None:
             steps, starts = np.arange(n_tasks), np.arange(n_columns)
@@ -137,6 +197,10 @@ class TaskAccuracyDisplay:
             starts = np.searchsorted(
                 np.asarray(self.training_task), np.arange(n_columns)
             )
+        colors = task_colors(n_columns, cmap)
+        style = {"linewidth": 1.5 if n_columns <= 10 else 1.0}
+        if self.steps is None and n_tasks <= MAX_LEGEND:
+            style.update(marker="o", markersize=4 if n_columns <= 10 else 3)
         self.lines_ = np.full((len(matrices), n_columns), None, dtype=object)
         for k, (name, (R, _)) in enumerate(zip(matrices, checked, strict=True)):
             for i in range(n_columns):
@@ -146,13 +210,14 @@ class TaskAccuracyDisplay:
                         steps[start:],
                         R[start:, i],
                         **{
-                            "marker": "o" if self.steps is None else None,
+                            **style,
+                            "color": colors[i],
                             "label": f"task {labels[i]}",
                             **(line_kw or {}),
                         },
                     )
             if self.steps is None:
-                every = -(-n_tasks // 10)
+                every = tick_step(n_tasks)
                 axes[k].set(
                     xticks=steps[::every],
                     xticklabels=labels[:n_tasks:every],
@@ -160,12 +225,36 @@ class TaskAccuracyDisplay:
                 )
             else:
                 axes[k].set(xlabel="Training batches")
-            axes[k].set(ylabel="Score" if k == 0 else None, title=name)
-        axes[-1].legend(
-            loc="upper left", bbox_to_anchor=(1.02, 1), ncol=-(-n_columns // 20)
-        )
+            first_column = ax is None and k % _PANELS_PER_ROW == 0
+            axes[k].set(ylabel="Score" if k == 0 or first_column else None, title=name)
+        low = min(a.get_ylim()[0] for a in axes)
+        high = max(a.get_ylim()[1] for a in axes)
+        for a in axes:
+            a.set_ylim(low, high)
+
+        self.legend_ = self.colorbar_ = None
+        drawn = [line for line in self.lines_.ravel() if line is not None]
+        handles = list({line.get_label(): line for line in drawn}.values())
+        if as_legend and handles:
+            ncols = -(-len(handles) // 10)
+            if constrained:
+                self.legend_ = figure.legend(
+                    handles=handles, loc="outside right upper", ncols=ncols
+                )
+            else:
+                self.legend_ = axes[-1].legend(
+                    handles=handles, loc="best", fontsize="small", ncols=ncols
+                )
+        elif legend == "auto" and handles:
+            norm = mpl.colors.Normalize(-0.5, n_columns - 0.5)
+            mappable = mpl.cm.ScalarMappable(
+                norm=norm, cmap=mpl.colors.ListedColormap(colors)
+            )
+            self.colorbar_ = figure.colorbar(mappable, ax=list(axes), label="Task")
+            ticks = np.arange(0, n_columns, tick_step(n_columns))
+            self.colorbar_.set_ticks(ticks, labels=[labels[i] for i in ticks])
         self.ax_ = axes if several else axes[0]
-        self.figure_ = axes[0].figure
+        self.figure_ = figure
         return self
 
     @classmethod
@@ -178,6 +267,8 @@ class TaskAccuracyDisplay:
         *,
         scoring=None,
         trained_only=True,
+        cmap=None,
+        legend="auto",
         ax=None,
         line_kw=None,
     ):
@@ -202,7 +293,7 @@ class TaskAccuracyDisplay:
         scoring : str or callable, default=None
             Per-task score, as in :func:`~skcl.metrics.accuracy_matrix`.
 
-        trained_only, ax, line_kw
+        trained_only, cmap, legend, ax, line_kw
             See :meth:`plot`.
 
         Returns
@@ -238,7 +329,9 @@ class TaskAccuracyDisplay:
             task_labels = labels
         return cls(
             matrices if several else matrices[None], task_labels=task_labels
-        ).plot(trained_only=trained_only, ax=ax, line_kw=line_kw)
+        ).plot(
+            trained_only=trained_only, cmap=cmap, legend=legend, ax=ax, line_kw=line_kw
+        )
 
     @classmethod
     def from_matrix(
@@ -247,6 +340,8 @@ class TaskAccuracyDisplay:
         *,
         task_labels=None,
         trained_only=True,
+        cmap=None,
+        legend="auto",
         ax=None,
         line_kw=None,
     ):
@@ -261,7 +356,7 @@ class TaskAccuracyDisplay:
         task_labels : array-like of shape (n_columns,), default=None
             Task of each column. If None, ``0`` to ``n_columns - 1``.
 
-        trained_only, ax, line_kw
+        trained_only, cmap, legend, ax, line_kw
             See :meth:`plot`.
 
         Returns
@@ -276,12 +371,20 @@ class TaskAccuracyDisplay:
         >>> TaskAccuracyDisplay.from_matrix(R, task_labels=["a", "b"])  # doctest: +SKIP
         """
         return cls(accuracy_matrices, task_labels=task_labels).plot(
-            trained_only=trained_only, ax=ax, line_kw=line_kw
+            trained_only=trained_only, cmap=cmap, legend=legend, ax=ax, line_kw=line_kw
         )
 
     @classmethod
     def from_monitor(
-        cls, monitors, *, metric="score", trained_only=True, ax=None, line_kw=None
+        cls,
+        monitors,
+        *,
+        metric="score",
+        trained_only=True,
+        cmap=None,
+        legend="auto",
+        ax=None,
+        line_kw=None,
     ):
         """Plot the curves a :class:`skcl.callbacks.TaskMonitor` recorded.
 
@@ -297,6 +400,8 @@ class TaskAccuracyDisplay:
 
         trained_only : bool, default=True
             Whether each task's curve starts when that task starts training.
+
+        cmap, legend : see :meth:`plot`.
 
         ax : matplotlib Axes or array-like of Axes, default=None
             One Axes per monitor.
@@ -323,7 +428,11 @@ class TaskAccuracyDisplay:
             steps=first.steps_,
             training_task=first.training_task_,
         )
-        display.plot(trained_only=trained_only, ax=ax, line_kw=line_kw)
+        display.plot(
+            trained_only=trained_only, cmap=cmap, legend=legend, ax=ax, line_kw=line_kw
+        )
         if metric == "loss":
-            np.ravel(display.ax_)[0].set_ylabel("Loss")
+            for axes in np.ravel(display.ax_):
+                if axes.get_ylabel():
+                    axes.set_ylabel("Loss")
         return display

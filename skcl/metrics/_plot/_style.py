@@ -1,0 +1,57 @@
+"""Choices that keep the displays readable from a few tasks to a long stream."""
+
+import math
+
+import numpy as np
+
+# Annotate the heatmap's cells while there are at most this many columns.
+MAX_ANNOTATED = 12
+# Beyond this many tasks, a legend is taller than a figure: a colorbar instead.
+MAX_LEGEND = 20
+# A legend inside the axes hides the curves beyond this many tasks.
+MAX_INSIDE_LEGEND = 10
+_NICE_STEPS = (1, 2, 5)
+
+
+def tick_step(n, max_ticks=10):
+    """Return the smallest step in 1, 2, 5, 10, 20, 50, ... giving ``max_ticks``."""
+    for power in range(12):
+        for base in _NICE_STEPS:
+            step = base * 10**power
+            if math.ceil(n / step) <= max_ticks:
+                return step
+    return n
+
+
+def task_colors(n, cmap=None):
+    """Return ``n`` colours, one per task.
+
+    By default tab10 up to 10 tasks, tab20 up to 20, and viridis sampled evenly
+    beyond, so that task order reads as a gradient. A listed colormap with
+    enough colours gives its first ``n``; any other is sampled evenly.
+    """
+    import matplotlib as mpl
+
+    if cmap is None:
+        cmap = "tab10" if n <= 10 else "tab20" if n <= MAX_LEGEND else "viridis"
+    cmap = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
+    if isinstance(cmap, mpl.colors.ListedColormap) and cmap.N >= n and cmap.N <= 20:
+        return [cmap(i) for i in range(n)]
+    return [cmap(x) for x in np.linspace(0, 1, n)]
+
+
+def fitting_fontsize(ax, n_rows, n_columns, sample):
+    """Font size (points) at which ``sample`` fits in a cell of ``ax``'s grid.
+
+    The cells are square (``imshow``), so the smaller side bounds them.
+    """
+    import matplotlib as mpl
+
+    figure = ax.figure
+    box = ax.get_position()
+    width_pt = box.width * figure.get_figwidth() * 72
+    height_pt = box.height * figure.get_figheight() * 72
+    cell = min(width_pt / n_columns, height_pt / n_rows)
+    # A digit is about 0.6 em wide; leave a margin of 15% of the cell.
+    size = 0.85 * cell / (0.6 * max(len(sample), 1))
+    return min(size, mpl.rcParams["font.size"])
