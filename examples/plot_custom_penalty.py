@@ -3,8 +3,9 @@
 A custom penalty
 ================
 
-A penalty is a small scikit-learn-style object with a few lifecycle methods
-that the estimator calls while it trains (see :class:`~skcl.penalties.Penalty`).
+A penalty is a small scikit-learn-style object with a few hooks that the
+estimator calls while it trains (the plug-in protocol of :class:`skcl.Plugin`;
+see :class:`~skcl.penalties.Penalty`).
 This example writes two in about twenty lines:
 
 - ``L1Anchor``, a :class:`~skcl.penalties.Penalty` whose :meth:`loss` is
@@ -13,8 +14,8 @@ This example writes two in about twenty lines:
 - ``MagnitudeAnchor``, a :class:`~skcl.penalties.QuadraticPenalty` that weighs
   the L2 pull of each parameter by its magnitude at the end of the previous
   task, ``lam/2 * sum_j |theta*_j| (theta_j - theta*_j)^2``: it only states its
-  centre and weights, and the estimator adds its exact gradient in place, as
-  fast as the built-in penalties.
+  centre and weights, and the estimator applies it as it applies the
+  built-in penalties, by the implicit step that no strength can make diverge.
 
 Both are then tuned like any other: ``penalty__lam`` works in ``set_params``
 and in a grid.
@@ -24,9 +25,12 @@ and in a grid.
 # The penalties
 # -------------
 # The constructor only stores the hyper-parameters; the state, created in
-# :meth:`initialize` and updated when a task begins, ends with an underscore.
-# ``net`` is the inner skorch net: ``net.module_`` is the network,
-# ``net.task_index_`` the 0-based index of the task that begins.
+# :meth:`initialize` and updated when a task ends (:meth:`end_task`, called
+# when the next task opens, with the network at the ended task's final
+# parameters), ends with an underscore. ``net`` is the inner skorch net:
+# ``net.module_`` is the network, ``net.task_index_`` the 0-based index of the
+# current task. ``loss`` also receives the training step (a :class:`skcl.Step`),
+# which these penalties do not need.
 import matplotlib.pyplot as plt
 import torch
 
@@ -47,11 +51,10 @@ class L1Anchor(Penalty):
     def initialize(self, net):
         self.anchor_ = None
 
-    def begin_task(self, net):
-        if net.task_index_ > 0:
-            self.anchor_ = anchor(net)
+    def end_task(self, net):
+        self.anchor_ = anchor(net)
 
-    def loss(self, net):
+    def loss(self, net, step):
         if self.anchor_ is None:
             return None
         params = [p for p in net.module_.parameters() if p.requires_grad]
@@ -67,9 +70,8 @@ class MagnitudeAnchor(QuadraticPenalty):
     def initialize(self, net):
         self.anchor_ = None
 
-    def begin_task(self, net):
-        if net.task_index_ > 0:
-            self.anchor_ = anchor(net)
+    def end_task(self, net):
+        self.anchor_ = anchor(net)
 
     def quadratic(self, net):  # (centres, weights, constant), or None for no term
         if self.anchor_ is None:

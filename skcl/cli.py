@@ -84,6 +84,13 @@ def build_parser():
     bench.add_argument("--momentum", type=float)
     bench.add_argument("--lam", type=_positive(float), help="penalty strength")
     bench.add_argument(
+        "--memory-size",
+        type=_positive(int),
+        help="replay memory: samples kept (er, der++, ...; default: 1 per class "
+        "and task on MNIST, 2 on the digits), per class and task for agem "
+        "(default: 1)",
+    )
+    bench.add_argument(
         "--penalty-step",
         choices=("implicit", "explicit"),
         help="how the penalties enter each step (default: implicit, never diverges)",
@@ -136,14 +143,24 @@ def _benchmark(args):
         data_home=args.data_home,
         train_size=args.train_size,
     )
-    overrides = {k: getattr(args, k) for k in (*OVERRIDES, "lam")}
+    overrides = {k: getattr(args, k) for k in (*OVERRIDES, "lam", "memory_size")}
     if overrides["hidden"] is not None:
         overrides["hidden"] = tuple(overrides["hidden"])
     start = time.perf_counter()
     stream = cached_stream(**stream_args, seed=0)
     # Seed-major, so that each process draws each seed's stream once.
     runs = [
-        (strategy, strategy_params(strategy, stream.regime, overrides), seed)
+        (
+            strategy,
+            strategy_params(
+                strategy,
+                stream.regime,
+                overrides,
+                n_tasks=stream.n_tasks,
+                n_classes=len(stream.classes),
+            ),
+            seed,
+        )
         for seed in range(args.seeds)
         for strategy in args.strategies
     ]

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = [
     "skcl",
     "skcl.penalties",
+    "skcl.replay",
     "skcl.metrics",
     "skcl.datasets",
     "skcl.callbacks",

@@ -485,7 +485,7 @@ def raw_metadata(path):
     return json.loads(data[8 : 8 + size])["__metadata__"]
 
 
-@pytest.mark.parametrize("version", ["1", "3"])
+@pytest.mark.parametrize("version", ["2", "4"])
 def test_other_format_versions_are_refused(saved_file, tmp_path, version):
     """Files of skcl's first format (before the training state had one owner)
     and of later ones are refused with a message naming both versions."""
@@ -493,7 +493,7 @@ def test_other_format_versions_are_refused(saved_file, tmp_path, version):
     metadata = {**raw_metadata(saved_file), "format_version": version}
     safetensors.torch.save_file(tensors, tmp_path / "v.skcl", metadata=metadata)
     with pytest.raises(
-        ValueError, match=rf"format version '{version}'.*reads format version 2"
+        ValueError, match=rf"format version '{version}'.*reads format version 3"
     ):
         load(tmp_path / "v.skcl")
 

@@ -24,6 +24,28 @@ class Replay(Plugin):
     ----------
     memory_ : ReservoirMemory or ClassBalancedMemory
         The memory, on the training device.
+
+    Examples
+    --------
+    A strategy that adds the memory's loss to each step's (ER with a
+    separate mean):
+
+    >>> import numpy as np
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.replay import Replay
+    >>> class MemoryLoss(Replay):
+    ...     def __init__(self, *, memory_size=50, memory="reservoir"):
+    ...         self.memory_size = memory_size
+    ...         self.memory = memory
+    ...     def loss(self, net, step):
+    ...         rows = self.memory_.sample(32)
+    ...         return None if rows is None else self.replay_loss(net, rows)
+    ...     def after_step(self, net, step):
+    ...         self.remember(net, step)
+    >>> X, y = np.random.RandomState(0).normal(size=(80, 3)), np.arange(80) % 2
+    >>> clf = ContinualClassifier(replay=MemoryLoss(), max_epochs=1)
+    >>> len(clf.fit(X, y, task_id=np.repeat([0, 1], 40)).replay_.memory_)
+    50
     """
 
     _frozen_params = ("memory_size", "memory")
