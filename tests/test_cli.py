@@ -19,6 +19,7 @@ from skcl._benchmark import (
 from skcl.cli import main
 from skcl.datasets import fetch_mnist
 from skcl.penalties import EWC
+from skcl.replay import AGEM, DERPP, ER
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(
@@ -189,9 +190,45 @@ def test_presets_apply_overrides():
     assert naive["batch_size"] == 10 and stable["batch_size"] == 64
     ten = strategy_params("stable-sgd", "mnist-rotated", {"batch_size": 10})
     assert ten["batch_size"] == 10
-    assert {s for s in STRATEGIES if "penalty" in strategy_params(s, "digits", {})} == {
-        "l2", "l2init", "ewc", "online-ewc", "si", "mas", "stable-sgd+ewc"
+    presets = {s: strategy_params(s, "digits", {}, n_tasks=5) for s in STRATEGIES}
+    assert {s for s, p in presets.items() if "penalty" in p} == {
+        "l2", "l2init", "ewc", "online-ewc", "si", "mas", "stable-sgd+ewc", "lwf",
+        "ewc+er",
     }  # fmt: skip
+    assert {s for s, p in presets.items() if p.get("replay") is not None} == {
+        "er", "agem", "der++", "stable-sgd+er", "ewc+er"
+    }  # fmt: skip
+
+
+def test_replay_presets_follow_table_2_and_take_the_memory_size():
+    """One example per class and task: a reservoir of 10 * n_tasks samples for
+    ER, per-class rings for A-GEM; plain SGD at lr 0.1, batch 32 on MNIST."""
+    er = strategy_params("er", "mnist-permuted", {}, n_tasks=20)
+    assert isinstance(er["replay"], ER) and er["replay"].memory_size == 200
+    assert er["replay"].memory_batch_size == 64 and er["replay"].memory == "reservoir"
+    assert (er["lr"], er["batch_size"], er["momentum"]) == (0.1, 32, 0.0)
+    agem = strategy_params("agem", "mnist-rotated", {}, n_tasks=20)
+    assert isinstance(agem["replay"], AGEM) and agem["replay"].memory_size == 1
+    assert agem["replay"].memory == "class_balanced"
+    stable = strategy_params("stable-sgd+er", "mnist-permuted", {"memory_size": 77})
+    assert stable["replay"].memory_size == 77 and stable["lr_decay"] == 0.8
+    derpp = strategy_params("der++", "digits", {}, n_tasks=5)
+    assert isinstance(derpp["replay"], DERPP) and derpp["replay"].memory_size == 100
+    with pytest.raises(ValueError, match="n_tasks"):
+        strategy_params("er", "digits", {})
+
+
+def test_benchmark_runs_the_replay_strategies(tmp_path, capsys):
+    args = ["benchmark", "--strategies", "er,agem,der++,lwf", "--n-tasks", "2"]
+    args += ["--seeds", "1", "--epochs", "1", "--hidden", "16", "--memory-size", "7"]
+    assert main([*args, "--no-plots", "--quiet", "--output", str(tmp_path)]) == 0
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [r["strategy"] for r in runs] == ["er", "agem", "der++", "lwf"]
+    assert all(not r["diverged"] and r["average_accuracy"] > 0.3 for r in runs)
+    assert (
+        json.loads((tmp_path / "results.json").read_text())["config"]["memory_size"]
+        == 7
+    )
 
 
 def test_python_dash_m_runs_the_command_line():
