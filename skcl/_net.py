@@ -43,6 +43,14 @@ class _ContinualNetMixin:
     def _default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = self.criterion_(y_pred, y_true)
+        if training:
+            quadratic = self.quadratic_value()
+            if quadratic is not None:
+                loss = loss + quadratic
+        return loss
+
     def infer_task(self, X):
         """Forward ``X`` through the module, masking the current task's outputs."""
         return mask_outputs(self.module_(X), self.output_mask_)

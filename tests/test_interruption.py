@@ -135,7 +135,8 @@ def test_no_learning_rate_returns_a_non_finite_model(digits_stream, batch_size):
 
 
 @pytest.mark.parametrize(
-    ("penalty", "name"), [(EWC(lam=1.0), "EWC's fisher"), (MAS(lam=1.0), "MAS's")]
+    ("penalty", "name"),
+    [(EWC(lam=1.0), "EWC's task_importance"), (MAS(lam=1.0), "MAS's")],
 )
 def test_an_importance_that_overflows_undoes_its_chunk(digits_stream, penalty, name):
     """A pixel at 1e25 trains finitely at a tiny lr, but its squared gradient

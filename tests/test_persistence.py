@@ -39,7 +39,7 @@ def state_of(est):
             attributes,
             net.module_.state_dict(),
             net.optimizer_.state_dict(),
-            [vars(p) for p in net.penalties_],
+            [vars(p) for p in net.plugins_],
             callbacks,
             [{k: v for k, v in e.items() if k != "dur"} for e in net.history_],
             net.task_index_,
@@ -398,7 +398,7 @@ TAMPERED = {
     ),
     "penalty state of the wrong shape": (
         shrink_tensor(f"{ESTIMATOR}/penalty_/$owner/1/precision_/0"),
-        r"penalty 0 \(EWC\).precision_ holds a torch.float32 tensor of shape "
+        r"plug-in 0 \(EWC\).precision_ holds a torch.float32 tensor of shape "
         r"\(15, 64\)",
     ),
     "unknown module class": (
@@ -459,8 +459,8 @@ TAMPERED = {
         r"penalty_ would overwrite \['loss'\]",
     ),
     "penalty state missing": (
-        lambda doc, tensors: owner_entry(doc, "net_").update(penalties_=[]),
-        "penalties_ holds 0 objects, not 1",
+        lambda doc, tensors: owner_entry(doc, "net_").update(plugins_=[]),
+        "plugins_ holds 0 objects, not 1",
     ),
     "net of another class": (
         lambda doc, tensors: owner_entry(doc)["net_"]["dict"]["$owner"].__setitem__(

@@ -62,7 +62,7 @@ def state_of(clf):
             clf.module_.state_dict(),
             [m.training for m in clf.module_.modules()],
             net.optimizer_.state_dict(),
-            [vars(p) for p in net.penalties_],
+            [vars(p) for p in net.plugins_],
             [(name, vars(cb)) for name, cb in net.callbacks_],
             list(net.history),
             clf._rng.get_state(),

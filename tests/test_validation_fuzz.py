@@ -50,7 +50,7 @@ def state_of(est):
         fitted = dict(
             module=net.module_.state_dict(),
             optimizer=net.optimizer_.state_dict(),
-            penalties=[vars(p) for p in net.penalties_],
+            penalties=[vars(p) for p in net.plugins_],
             history=len(net.history_),
             task_index=net.task_index_,
             mask=net.output_mask_,
