@@ -1,9 +1,11 @@
+from abc import ABCMeta, abstractmethod
+
 import torch
 
 from ._quadratic import QuadraticPenalty, trainable_parameters
 
 
-class ImportancePenalty(QuadraticPenalty):
+class ImportancePenalty(QuadraticPenalty, metaclass=ABCMeta):
     """Base of the quadratic penalties learnt from a per-task importance.
 
     The importance of a task (EWC's Fisher, MAS's output sensitivity) is
@@ -49,6 +51,7 @@ class ImportancePenalty(QuadraticPenalty):
     True
     """
 
+    @abstractmethod
     def importance(self, net, X, y):
         """Return the importance measured on the chunk ``(X, y)``.
 
@@ -57,11 +60,10 @@ class ImportancePenalty(QuadraticPenalty):
         list of Tensor
             One tensor per trainable parameter, in order: a mean over ``X``.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def fold(self, net, importance):
         """Fold the ended task's ``importance`` into the quadratic."""
-        raise NotImplementedError
 
     def initialize(self, net):
         self.task_importance_ = None

@@ -1,9 +1,11 @@
 """What the replay memories share: rows on the training device, written in order."""
 
+from abc import ABC, abstractmethod
+
 import torch
 
 
-class Memory:
+class Memory(ABC):
     """Base of the replay memories: stored samples, one row each.
 
     Every row holds an input (``X``), its encoded target (``y``), the task it
@@ -25,20 +27,20 @@ class Memory:
     def __len__(self):
         return len(self.filled())
 
+    @abstractmethod
     def filled(self):
         """Return the indices of the filled rows (a CPU tensor)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def slots(self, y):
         """Return ``(slots, rows)``: where the batch's rows are written.
 
         A row that a later row of the batch overwrites is left out.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def rows_needed(self):
         """Return the number of rows the storage needs now."""
-        raise NotImplementedError
 
     def add(self, X, y, *, task, logits=None, mask=None):
         """Write a batch of samples of task ``task`` (``mask``: its outputs)."""
@@ -72,9 +74,9 @@ class Memory:
                 grown[: len(old)] = old
             setattr(self, name, grown)
 
+    @abstractmethod
     def earlier(self):
         """Return the indices of the filled rows of the tasks that ended."""
-        raise NotImplementedError
 
     def sample(self, n, *, earlier_tasks=False):
         """Return the indices of up to ``n`` filled rows drawn without replacement.
@@ -94,6 +96,7 @@ class Memory:
         """Open task ``task``: the rows of earlier tasks are those stored so far."""
         self.task = task
 
+    @abstractmethod
     def end_task(self):
         """Close the current task."""
 

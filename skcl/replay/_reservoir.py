@@ -49,6 +49,9 @@ class ReservoirMemory(Memory):
             return rows
         return (self.tasks[: len(rows)] < self.task).nonzero()[:, 0].cpu()
 
+    def end_task(self):
+        """Nothing to close: the reservoir samples the whole stream."""
+
     def rows_needed(self):
         return self.capacity
 
