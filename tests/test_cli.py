@@ -312,3 +312,20 @@ def test_regime_of_names_the_presets_of_each_stream():
         if name.endswith("digits"):
             assert load_stream(name, n_tasks=2).regime == regime_of(name)
     assert regime_of("rotated-mnist") == "mnist-rotated"
+
+
+def test_class_split_digits_is_class_incremental():
+    stream = load_stream("class-split-digits")
+    assert not stream.multi_head and stream.classes.tolist() == list(range(10))
+    assert [sorted(set(stream.task(k)[1])) for k in range(2)] == [[0, 1], [2, 3]]
+    assert load_stream("split-digits").multi_head
+
+
+@needs_mnist
+def test_shared_split_mnist_maps_two_tasks_onto_five_outputs():
+    stream = load_stream("shared-split-mnist", data_home=SHARED_MNIST)
+    assert stream.n_tasks == 2 and stream.classes.tolist() == [0, 1, 2, 3, 4]
+    mnist = fetch_mnist(SHARED_MNIST, cache=False)
+    X1, y1 = stream.task(1)
+    assert len(y1) == (mnist.y_train >= 5).sum() and set(y1) == {0, 1, 2, 3, 4}
+    assert regime_of("shared-split-mnist") == "mnist-permuted"

@@ -84,16 +84,24 @@ def _digits(kind, n_tasks, seed):
     X, X_test, y, y_test, t, t_test = load_digits_stream(
         kind.removeprefix("class-"), n_tasks=n_tasks, random_state=seed
     )
+    return _stored_stream(
+        f"{kind}-digits", "digits", (X, y, t), (X_test, y_test, t_test), kind == "split"
+    )
+
+
+def _stored_stream(name, regime, train, test, multi_head=False):
+    """A stream of tasks held in arrays ``(X, y, task)``, one task at a time."""
+    X, y, t = train
     return TaskStream(
-        name=f"{kind}-digits",
-        regime="digits",
-        n_tasks=n_tasks,
+        name=name,
+        regime=regime,
+        n_tasks=len(np.unique(t)),
         classes=np.unique(y),
         build_task=lambda k: (X[t == k], y[t == k]),
-        X_test=X_test,
-        y_test=y_test,
-        t_test=t_test,
-        multi_head=kind == "split",
+        X_test=test[0],
+        y_test=test[1],
+        t_test=test[2],
+        multi_head=multi_head,
     )
 
 
@@ -115,19 +123,11 @@ def _shared_split_mnist(n_tasks, data_home, train_size, holdout):
         raise ValueError(
             f"shared-split-mnist needs n_tasks dividing 10, got {n_tasks}."
         )
-    X, y, t = make_split_stream(X, y, n_tasks=n_tasks, relabel=True)
-    X_test, y_test, t_test = make_split_stream(
-        X_eval, y_eval, n_tasks=n_tasks, relabel=True
-    )
-    return TaskStream(
-        name="shared-split-mnist",
-        regime="mnist-permuted",
-        n_tasks=n_tasks,
-        classes=np.unique(y),
-        build_task=lambda k: (X[t == k], y[t == k]),
-        X_test=X_test,
-        y_test=y_test,
-        t_test=t_test,
+    return _stored_stream(
+        "shared-split-mnist",
+        "mnist-permuted",
+        make_split_stream(X, y, n_tasks=n_tasks, relabel=True),
+        make_split_stream(X_eval, y_eval, n_tasks=n_tasks, relabel=True),
     )
 
 
