@@ -344,7 +344,9 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
                 )
             except FloatingPointError as error:
                 advice = "a lower learning rate (lr)"
-                if self.penalty_step == "explicit" and net.plugins_:
+                if self.penalty_step == "explicit" and any(
+                    isinstance(p, QuadraticPenalty) for p in net.plugins_
+                ):
                     advice += ", a smaller penalty strength or penalty_step='implicit'"
                 raise FloatingPointError(
                     f"Training diverged in task {task!r}: {error} The estimator was "
