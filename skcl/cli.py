@@ -82,13 +82,18 @@ def build_parser():
     bench.add_argument("--dropout", type=_dropout)
     bench.add_argument("--epochs", type=_positive(int), help="epochs per task")
     bench.add_argument("--momentum", type=float)
-    bench.add_argument("--lam", type=_positive(float), help="penalty strength")
+    bench.add_argument(
+        "--lam",
+        type=_positive(float),
+        help="penalty strength (lwf: the distillation's weight)",
+    )
     bench.add_argument(
         "--memory-size",
         type=_positive(int),
-        help="replay memory: samples kept (er, der++, ...; default: 1 per class "
-        "and task on MNIST, 2 on the digits), per class and task for agem "
-        "(default: 1)",
+        help="replay memory: for er, der++ and the +er strategies the samples "
+        "kept (default: 1 per class and task on MNIST, 2 on the digits); for "
+        "agem the samples per class and task (default: 1 on MNIST, 2 on the "
+        "digits)",
     )
     bench.add_argument(
         "--penalty-step",
