@@ -29,8 +29,11 @@ class ER(Replay):
     ----------
     memory_ : ReservoirMemory or ClassBalancedMemory
         The memory. It takes ``memory_.nbytes`` bytes on the training device:
-        per sample, the input's and the target's bytes and 8 for its task
-        (and the output mask's, with task-masked outputs).
+        per row, the input's and the target's bytes and 8 for its task (and
+        the output mask's, with task-masked outputs). The rows are allocated
+        at the first write: ``memory_size`` of them for the reservoir; for
+        the class-balanced memory, the filled rows of the ended tasks plus
+        ``memory_size`` per class for the current one.
 
     Examples
     --------
