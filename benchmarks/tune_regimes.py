@@ -45,6 +45,7 @@ GRIDS = {
     "si": _lams(0.1, 1.0, 10.0),
     "mas": _lams(0.1, 1.0, 10.0),
     "stable-sgd+ewc": _lams(1.0, 10.0, 100.0),
+    "ewc+er": _lams(0.1, 1.0, 10.0),
     # Choosing the per-task decay needs the whole horizon: three tasks always
     # favour a fast decay.
     "stable-sgd": [
@@ -89,7 +90,11 @@ def main(argv=None):
         lams = _lams(*(float(v) for v in args.lams.split(",")))
         grids.update((s, lams) for s, grid in GRIDS.items() if "lam" in grid[0])
     runs = [
-        (strategy, overrides, strategy_params(strategy, regime, overrides | fixed))
+        (
+            strategy,
+            overrides,
+            strategy_params(strategy, regime, overrides | fixed, n_tasks=args.n_tasks),
+        )
         for strategy in args.strategies.split(",")
         for overrides in grids[strategy]
     ]

@@ -31,3 +31,21 @@ def test_loop_and_skcl_both_learn_the_stream(reference_loop, capsys, options):
     assert set(rows) == {"loop", "skcl"}
     for accuracy, _, learning in rows.values():
         assert 0.5 < accuracy <= learning + 0.2 and learning > 0.7
+
+
+@pytest.mark.parametrize("strategy", ["er", "agem"])
+def test_replay_loop_and_skcl_both_learn_the_stream(reference_loop, capsys, strategy):
+    reference_loop.main(
+        [
+            "--stream", "permuted-digits", "--n-tasks", "2", "--strategy",
+            strategy, "--seeds", "1", "--n-jobs", "1",
+        ]
+    )  # fmt: skip
+    rows = {
+        line.split()[0]: [float(v) for v in line.split()[2:5]]
+        for line in capsys.readouterr().out.splitlines()
+        if line.split()[0] in ("loop", "skcl") and line.split()[1] == "0"
+    }
+    assert set(rows) == {"loop", "skcl"}
+    for accuracy, _, learning in rows.values():
+        assert accuracy > 0.3 and learning > 0.3
