@@ -16,9 +16,10 @@ class Replay(Plugin):
     estimator's ``replay``; it composes with the ``penalty``. This base holds
     the memory, built at :meth:`initialize` from the parameters
     ``memory_size`` and ``memory`` (which cannot change between
-    ``partial_fit`` calls), and closes it at each task's end. A subclass
-    defines its constructor (with those two parameters) and the per-step
-    hooks that read and write :attr:`memory_`.
+    ``partial_fit`` calls), and opens and closes it with each task. A
+    subclass defines its constructor (with those two parameters and
+    ``memory_batch_size``) and the per-step hooks that read and write
+    :attr:`memory_`.
 
     Attributes
     ----------
@@ -51,15 +52,17 @@ class Replay(Plugin):
     _frozen_params = ("memory_size", "memory")
 
     def initialize(self, net):
-        size = self.memory_size
-        if not (
-            isinstance(size, numbers.Integral)
-            and not isinstance(size, bool)
-            and size > 0
-        ):
-            raise ValueError(f"memory_size must be an int >= 1, got {size!r}.")
+        for name in ("memory_size", "memory_batch_size"):
+            value = getattr(self, name)
+            if not (
+                isinstance(value, numbers.Integral)
+                and not isinstance(value, bool)
+                and value > 0
+            ):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
         if self.memory not in MEMORIES:
             raise ValueError(f"memory must be one of {MEMORIES}, got {self.memory!r}.")
+        size = self.memory_size
         if self.memory == "reservoir":
             self.memory_ = ReservoirMemory(size)
             return

@@ -1,3 +1,5 @@
+import numbers
+
 import torch.nn.functional as F
 
 from ._base import Replay
@@ -61,6 +63,17 @@ class DERPP(Replay):
         self.memory_size = memory_size
         self.memory = memory
         self.memory_batch_size = memory_batch_size
+
+    def initialize(self, net):
+        super().initialize(net)
+        for name in ("alpha", "beta"):
+            value = getattr(self, name)
+            if not (
+                isinstance(value, numbers.Real)
+                and not isinstance(value, bool)
+                and value >= 0
+            ):
+                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
 
     def loss(self, net, step):
         memory, n = self.memory_, self.memory_batch_size

@@ -307,6 +307,8 @@ def test_replay_parameters_are_validated_before_any_state_changes():
     for bad, match in [
         (ER(memory_size=0), "memory_size"),
         (ER(memory="fifo"), "memory must be"),
+        (AGEM(memory_batch_size=0), "memory_batch_size"),
+        (DERPP(alpha=-1.0), "alpha"),
     ]:
         clf = ContinualClassifier(replay=bad)
         with pytest.raises(ValueError, match=match):
