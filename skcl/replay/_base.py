@@ -35,11 +35,13 @@ class Replay(Plugin):
     >>> from skcl import ContinualClassifier
     >>> from skcl.replay import Replay
     >>> class MemoryLoss(Replay):
-    ...     def __init__(self, *, memory_size=50, memory="reservoir"):
+    ...     def __init__(self, *, memory_size=50, memory="reservoir",
+    ...                  memory_batch_size=32):
     ...         self.memory_size = memory_size
     ...         self.memory = memory
+    ...         self.memory_batch_size = memory_batch_size
     ...     def loss(self, net, step):
-    ...         rows = self.memory_.sample(32)
+    ...         rows = self.memory_.sample(self.memory_batch_size)
     ...         return None if rows is None else self.replay_loss(net, rows)
     ...     def after_step(self, net, step):
     ...         self.remember(net, step)
