@@ -4,6 +4,15 @@ import pytest
 from skcl.metrics import average_accuracy, forgetting, learning_accuracy
 
 
+def seed_0_rows(output):
+    """The accuracy, forgetting and learning accuracy of seed 0, by run."""
+    return {
+        line.split()[0]: [float(v) for v in line.split()[2:5]]
+        for line in output.splitlines()
+        if line.split()[0] in ("loop", "skcl") and line.split()[1] == "0"
+    }
+
+
 @pytest.fixture
 def reference_loop(benchmark_script):
     return benchmark_script("reference_loop")
@@ -23,11 +32,7 @@ def test_loop_and_skcl_both_learn_the_stream(reference_loop, capsys, options):
             "stable-sgd", "--seeds", "1", "--n-jobs", "1", *options,
         ]
     )  # fmt: skip
-    rows = {
-        line.split()[0]: [float(v) for v in line.split()[2:5]]
-        for line in capsys.readouterr().out.splitlines()
-        if line.split()[0] in ("loop", "skcl") and line.split()[1] == "0"
-    }
+    rows = seed_0_rows(capsys.readouterr().out)
     assert set(rows) == {"loop", "skcl"}
     for accuracy, _, learning in rows.values():
         assert 0.5 < accuracy <= learning + 0.2 and learning > 0.7
@@ -41,11 +46,7 @@ def test_replay_loop_and_skcl_both_learn_the_stream(reference_loop, capsys, stra
             strategy, "--seeds", "1", "--n-jobs", "1",
         ]
     )  # fmt: skip
-    rows = {
-        line.split()[0]: [float(v) for v in line.split()[2:5]]
-        for line in capsys.readouterr().out.splitlines()
-        if line.split()[0] in ("loop", "skcl") and line.split()[1] == "0"
-    }
+    rows = seed_0_rows(capsys.readouterr().out)
     assert set(rows) == {"loop", "skcl"}
     for accuracy, _, learning in rows.values():
         assert accuracy > 0.3 and learning > 0.3

@@ -57,14 +57,7 @@ _MNIST_LAMS = {
 # Table 2's memory baselines (A-GEM's code, ../shared/DESIGN.md section 6):
 # plain SGD at lr 0.1, batch 32, one example per class and task in memory,
 # memory batches of 64. DER++ and LwF train in the same regime.
-_MNIST_MEMORY = dict(
-    module__hidden_sizes=(256, 256),
-    batch_size=32,
-    max_epochs=1,
-    momentum=0.0,
-    reset_optimizer=True,
-    lr=0.1,
-)
+_MNIST_MEMORY = dict(_MNIST_BASE, batch_size=32, momentum=0.0, lr=0.1)
 _MNIST_REPLAY = {"per_class": 1, "der++": dict(alpha=0.1, beta=0.5), "lwf": 1.0}
 REGIMES = {
     "digits": {
