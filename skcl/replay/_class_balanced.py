@@ -25,7 +25,8 @@ class ClassBalancedMemory(Memory):
     n_stored : int
         The rows of the tasks that ended.
     class_counts : Tensor
-        The samples of each class seen in the current task.
+        The samples of each class seen in the current task, on the CPU (the
+        slots are computed there; :meth:`to` moves only the rows).
 
     Examples
     --------
@@ -96,7 +97,3 @@ class ClassBalancedMemory(Memory):
                 setattr(self, name, tensor[:stop].clone())
         self.n_stored = stop
         self.class_counts.zero_()
-
-    def to(self, device):
-        super().to(device)
-        return self  # class_counts stays on the CPU: it indexes host-side
