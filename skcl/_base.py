@@ -174,6 +174,23 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
         scratch and completes no task leaves the estimator as it was before
         the call (the previous model, or unfitted).
         """
+        first, previous, chunks = self._start_fit(X, y, task_id, classes, reset)
+        for i, (chunk, task) in enumerate(chunks):
+            try:
+                self._train_task(*chunk, task)
+            except BaseException:
+                if first and i == 0:
+                    self._reinstate(previous)
+                raise
+        return self
+
+    def _start_fit(self, X, y, task_id, classes, reset):
+        """Validate a call and build the network if it starts anew.
+
+        Returns whether it starts anew, the attributes before the call (to
+        reinstate if it completes no task) and an iterator over the chunks
+        ``((X, y, labels), task)``, in training order, tensors on the device.
+        """
         if getattr(self, "_snapshot_in_use", False):
             raise RuntimeError(
                 "Cannot train inside `with estimator.use_snapshot(...)`: the "
@@ -202,20 +219,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
         except BaseException:
             self._reinstate(previous)
             raise
-        for i, task in enumerate(order):
-            if len(order) == 1:
-                chunk = X_all, y_all, y
-            else:
-                rows = task_id == task
-                index = torch.as_tensor(rows).nonzero()[:, 0].to(X_all.device)
-                chunk = X_all[index], y_all[index], y[rows]
-            try:
-                self._train_task(*chunk, task)
-            except BaseException:
-                if first and i == 0:
-                    self._reinstate(previous)
-                raise
-        return self
+        return first, previous, _chunks(X_all, y_all, y, task_id, order)
 
     def _reinstate(self, attributes):
         with interrupts_deferred():
@@ -317,6 +321,21 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             raise
 
     def _train_task_unguarded(self, X, y, labels, task):
+        seed, step = self._open_chunk(labels, task)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            with self._divergence_reported(task):
+                self.net_.train_chunk(
+                    X, y, generator=torch.Generator().manual_seed(seed), **step
+                )
+            self.net_.consolidate(X, y, task)
+        self._keep_snapshot()
+
+    def _open_chunk(self, labels, task):
+        """Open ``task`` if it is new; return the chunk's seed and step settings.
+
+        The settings are ``train_chunk``'s keyword arguments but the generator.
+        """
         net = self.net_
         self._sync_plugins()
         if not self.tasks_ or task != self.tasks_[-1]:
@@ -325,35 +344,31 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             self.tasks_.append(task)
             net.begin_task(reset_optimizer=self.reset_optimizer)
         k = len(self.tasks_) - 1
-        seed = self._rng.randint(_MAX_SEED)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            try:
-                net.train_chunk(
-                    X,
-                    y,
-                    epochs=self.max_epochs,
-                    batch_size=self.batch_size,
-                    lr=max(self.lr * self.lr_decay**k, self.min_lr),
-                    momentum=None
-                    if "optimizer__momentum" in vars(self)
-                    else self.momentum,
-                    penalty_step=self.penalty_step,
-                    output_mask=self._task_output_mask(task, labels),
-                    generator=torch.Generator().manual_seed(seed),
-                )
-            except FloatingPointError as error:
-                advice = "a lower learning rate (lr)"
-                if self.penalty_step == "explicit" and any(
-                    isinstance(p, QuadraticPenalty) for p in net.plugins_
-                ):
-                    advice += ", a smaller penalty strength or penalty_step='implicit'"
-                raise FloatingPointError(
-                    f"Training diverged in task {task!r}: {error} The estimator was "
-                    f"restored to its state before this task's chunk; try {advice}."
-                ) from error
-            net.consolidate(X, y, task)
-        self._keep_snapshot()
+        step = dict(
+            epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            lr=max(self.lr * self.lr_decay**k, self.min_lr),
+            momentum=None if "optimizer__momentum" in vars(self) else self.momentum,
+            penalty_step=self.penalty_step,
+            output_mask=self._task_output_mask(task, labels),
+        )
+        return self._rng.randint(_MAX_SEED), step
+
+    @contextlib.contextmanager
+    def _divergence_reported(self, task):
+        """Turn a FloatingPointError of training into one that says what to try."""
+        try:
+            yield
+        except FloatingPointError as error:
+            advice = "a lower learning rate (lr)"
+            if self.penalty_step == "explicit" and any(
+                isinstance(p, QuadraticPenalty) for p in self.net_.plugins_
+            ):
+                advice += ", a smaller penalty strength or penalty_step='implicit'"
+            raise FloatingPointError(
+                f"Training diverged in task {task!r}: {error} The estimator was "
+                f"restored to its state before this task's chunk; try {advice}."
+            ) from error
 
     def _task_output_mask(self, task, y):
         return None
@@ -376,3 +391,14 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _chunks(X_all, y_all, labels, task_id, order):
+    """Yield ``((X, y, labels), task)`` for each task of ``order``."""
+    for task in order:
+        if len(order) == 1:
+            yield (X_all, y_all, labels), task
+            continue
+        rows = task_id == task
+        index = torch.as_tensor(rows).nonzero()[:, 0].to(X_all.device)
+        yield (X_all[index], y_all[index], labels[rows]), task

@@ -113,10 +113,7 @@ class _ContinualNetMixin:
         batch.
         """
         self.output_mask_ = output_mask
-        for group in self.optimizer_.param_groups:
-            group["lr"] = lr
-            if momentum is not None and "momentum" in group:
-                group["momentum"] = momentum
+        self.set_step_sizes(lr, momentum)
         hooks = Hooks(self.plugins_)
         implicit = self._implicit_step(hooks) if penalty_step == "implicit" else None
         self.notify("on_train_begin", X=X, y=y)
@@ -125,28 +122,46 @@ class _ContinualNetMixin:
             loss, terms = self._train_epoch(
                 X, y, batch_size, generator, hooks, implicit
             )
-            self.history.record("task", self.task_index_)
-            self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
-            self.history.record("train_loss", loss)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {loss}.")
-            self._check_finite_parameters()
-            if hooks.quadratic or hooks["loss"]:
-                with torch.no_grad():
-                    quadratic = self.quadratic_value()
-                self.history.record(
-                    "penalty", terms + (0.0 if quadratic is None else quadratic.item())
-                )
-            self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
+            self.end_epoch(loss, terms, hooks)
         self._check_finite_outputs(X[:batch_size])
         self.notify("on_train_end", X=X, y=y)
 
-    def _implicit_step(self, hooks):
-        forms = [
+    def set_step_sizes(self, lr, momentum):
+        """Train every optimizer group at ``lr`` (and ``momentum``, unless None)."""
+        for group in self.optimizer_.param_groups:
+            group["lr"] = lr
+            if momentum is not None and "momentum" in group:
+                group["momentum"] = momentum
+
+    def end_epoch(self, loss, terms, hooks):
+        """Record an epoch's mean task ``loss`` and other ``terms``; check them.
+
+        Raises FloatingPointError if the loss or a parameter is not finite.
+        """
+        self.history.record("task", self.task_index_)
+        self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
+        self.history.record("train_loss", loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss}.")
+        self._check_finite_parameters()
+        if hooks.quadratic or hooks["loss"]:
+            with torch.no_grad():
+                quadratic = self.quadratic_value()
+            self.history.record(
+                "penalty", terms + (0.0 if quadratic is None else quadratic.item())
+            )
+        self.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
+
+    def quadratic_forms(self, hooks):
+        """Return ``(lam, centres, weights)`` of each active quadratic penalty."""
+        return [
             (float(penalty.lam), form[0], form[1])
             for penalty in hooks.quadratic
             if (form := penalty.active_quadratic(self)) is not None
         ]
+
+    def _implicit_step(self, hooks):
+        forms = self.quadratic_forms(hooks)
         if not forms:
             return None
         params = [p for p in self.module_.parameters() if p.requires_grad]

@@ -70,7 +70,7 @@ class ImplicitQuadraticStep:
         check_implicit_optimizer(optimizer)
         self.params = params
         self.optimizer = optimizer
-        self.precision, self.centre = _fold(params, forms)
+        self.precision, self.centre = fold_quadratics(params, forms)
         # Unit weights only (L2, L2Init): one precision for every coordinate.
         unit = all(weights is None for _, _, weights in forms)
         self.scalar = sum(lam for lam, _, _ in forms) if unit else None
@@ -99,8 +99,11 @@ class ImplicitQuadraticStep:
             group.before_step()
 
 
-def _fold(params, forms):
-    """Return the summed precision and the combined centre of ``forms``."""
+def fold_quadratics(params, forms):
+    """Return the summed precision and the combined centre of ``forms``.
+
+    Raises FloatingPointError if the precision is not finite.
+    """
     precision = [torch.zeros_like(p) for p in params]
     for lam, _, weights in forms:
         if weights is None:
