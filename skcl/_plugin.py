@@ -111,6 +111,17 @@ class Plugin(BaseEstimator):
     global generator, which the estimator seeds for each chunk from its
     ``random_state``.
 
+    The vectorized regime search trains candidates that differ only in
+    per-candidate scalars as one stacked network. Every plug-in's task-level
+    hooks then run per candidate, unchanged; per-step hooks run only on a
+    plug-in whose class sets ``_stackable_steps = True`` (as
+    :class:`~skcl.penalties.SI` does): its :meth:`after_task_backward` and
+    :meth:`after_step` must act elementwise on lists of parameter-shaped
+    tensors, reading only ``net.module_``'s parameters and their gradients,
+    which then hold every candidate stacked along a first dimension (and so
+    do those lists, for the chunk). Candidates with other per-step plug-ins
+    train one by one.
+
     Examples
     --------
     A plug-in that counts the steps of each task (plug-ins other than replay
@@ -130,6 +141,8 @@ class Plugin(BaseEstimator):
     >>> clf.fit(X, y, task_id=np.repeat([0, 1], 20)).penalty_.steps_
     [4, 4]
     """
+
+    _stackable_steps = False
 
     def to(self, device):
         """Move the plug-in's state to ``device``; return self."""

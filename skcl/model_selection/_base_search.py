@@ -14,7 +14,7 @@ import types
 import warnings
 
 import torch
-from joblib import cpu_count, effective_n_jobs, parallel_config
+from joblib import Parallel, cpu_count, effective_n_jobs, parallel_config
 from sklearn import config_context
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import FitFailedWarning
@@ -24,12 +24,26 @@ from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metadata_routing import MetadataRequest, get_routing_for_object
+from sklearn.utils.metadata_routing import (
+    MetadataRequest,
+    get_routing_for_object,
+    process_routing,
+)
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._tasks import check_task_id
 from ..metrics import get_continual_scorer, get_continual_scorer_names
 from ._task_kfold import TaskKFold
+from ._vectorized_search import (
+    DEVICE,
+    N_THREADS,
+    OUTCOME,
+    PLACEHOLDER,
+    FixedSplits,
+    balanced_tasks,
+    evaluate_grouped,
+    plan_groups,
+)
 
 _DEFAULT_SCORING = (
     "average_accuracy",
@@ -37,8 +51,6 @@ _DEFAULT_SCORING = (
     "backward_transfer",
     "learning_accuracy",
 )
-# The parameters that the search adds to every candidate (see _SearchedEstimator).
-_DEVICE, _N_THREADS = "skcl_device", "skcl_n_threads"
 
 
 def _resolve_scorer(scoring):
@@ -101,15 +113,24 @@ class _SearchedEstimator(BaseEstimator):
     :class:`_TaskScorer` scores it with as many. joblib's and threadpoolctl's
     thread limits would not do: the sequential and Dask backends set none, and
     torch's thread count is its own (``torch.set_num_threads``).
+
+    ``skcl_outcome`` is set by the vectorized path: ``"fitted"`` (the wrapped
+    estimator was trained with its group: ``fit`` does nothing), an
+    exception (its training failed: ``fit`` raises it) or ``"placeholder"``
+    (trained and scored elsewhere: ``fit`` does nothing and the scorers
+    score 0).
     """
 
-    def __init__(self, estimator, skcl_device=None, skcl_n_threads=None):
+    def __init__(
+        self, estimator, skcl_device=None, skcl_n_threads=None, skcl_outcome=None
+    ):
         self.estimator = estimator
         self.skcl_device = skcl_device
         self.skcl_n_threads = skcl_n_threads
+        self.skcl_outcome = skcl_outcome
 
     def set_params(self, **params):
-        for name in (_DEVICE, _N_THREADS):
+        for name in (DEVICE, N_THREADS, OUTCOME):
             if name in params:
                 setattr(self, name, params.pop(name))
         if params:
@@ -117,6 +138,11 @@ class _SearchedEstimator(BaseEstimator):
         return self
 
     def fit(self, X, y=None, **params):
+        outcome = self.skcl_outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is not None:
+            return self
         args = (X,) if y is None else (X, y)
         with _torch_threads(self.skcl_n_threads):
             _on_device(self.estimator, self.skcl_device).fit(*args, **params)
@@ -143,6 +169,8 @@ class _TaskScorer:
 
     def __call__(self, estimator, X, y=None, *, task_id=None):
         if isinstance(estimator, _SearchedEstimator):
+            if estimator.skcl_outcome == PLACEHOLDER:
+                return 0.0
             with _torch_threads(estimator.skcl_n_threads):
                 return self(estimator.estimator, X, y, task_id=task_id)
         if self._takes_task_id:
@@ -170,6 +198,7 @@ class _BaseRegimeSearch(BaseSearchCV):
         "scoring": [str, callable, list, tuple, dict, None],
         "devices": [StrOptions({"auto"}), list, tuple, None],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "vectorize": [StrOptions({"auto"}), "boolean"],
     }
 
     def _get_scorers(self):
@@ -265,7 +294,7 @@ class _BaseRegimeSearch(BaseSearchCV):
             else contextlib.nullcontext()
         )
         with config_context(enable_metadata_routing=True), progress:
-            with self._searching(X, y, groups):
+            with self._searching(X, y, groups, params):
                 super().fit(X, y, **params)
         if isinstance(getattr(self, "best_estimator_", None), _SearchedEstimator):
             self.best_estimator_ = self.best_estimator_.estimator
@@ -279,7 +308,7 @@ class _BaseRegimeSearch(BaseSearchCV):
         return self
 
     @contextlib.contextmanager
-    def _searching(self, X, y, groups):
+    def _searching(self, X, y, groups, params):
         """Make ``estimator`` and ``cv`` what scikit-learn's fit is to use.
 
         ``estimator`` becomes the :class:`_SearchedEstimator` around it, on
@@ -301,6 +330,11 @@ class _BaseRegimeSearch(BaseSearchCV):
             n_splits=checked_cv.get_n_splits(X, y, groups),
             n_candidates=0,
             n_reported=0,
+            X=X,
+            y=y,
+            fit_params=params,
+            results={},
+            n_groups=0,
         )
         self.estimator = _SearchedEstimator(
             estimator, skcl_device=devices[0] if devices else None
@@ -334,32 +368,105 @@ class _BaseRegimeSearch(BaseSearchCV):
                 raise ValueError(
                     "devices cannot be combined with a search over the device."
                 )
-            n_threads = self._threads_per_fit(len(candidate_params) * state.n_splits)
+            more_results = dict(more_results or {})
+            groups = [[i] for i in range(len(candidate_params))]
+            if self.vectorize is not False:
+                routed = process_routing(self, "fit", **state.fit_params)
+                groups = self._plan_groups(candidate_params, routed, more_results)
+            vectorized = any(len(members) > 1 for members in groups)
+            n_workers = max(1, effective_n_jobs(self.n_jobs))
+            tasks = balanced_tasks(groups, state.n_splits, n_workers)
+            n_threads = self._threads_per_fit(len(tasks))
             candidate_params = [
-                {**params, _N_THREADS: n_threads} for params in candidate_params
+                {**params, N_THREADS: n_threads} for params in candidate_params
             ]
             if state.devices:
-                more_results = dict(more_results or {}, device=[])
-                for i, params in enumerate(candidate_params, state.n_candidates):
-                    params[_DEVICE] = state.devices[i % len(state.devices)]
-                    more_results["device"].append(params[_DEVICE])
+                more_results["device"] = [None] * len(candidate_params)
+                for g, members in enumerate(groups, state.n_groups):
+                    for i in members:
+                        device = state.devices[g % len(state.devices)]
+                        candidate_params[i][DEVICE] = more_results["device"][i] = device
+            state.n_groups += len(groups)
+            if vectorized:
+                cv = self._evaluate_grouped(candidate_params, cv, routed, tasks)
+                candidate_params = [
+                    {**params, OUTCOME: PLACEHOLDER} for params in candidate_params
+                ]
             state.n_candidates += len(candidate_params)
             return evaluate_candidates(
-                candidate_params, cv=cv, more_results=more_results, **kwargs
+                candidate_params, cv=cv, more_results=more_results or None, **kwargs
             )
 
         kwargs = {} if callback_ctx is None else {"callback_ctx": callback_ctx}
         super()._run_search(evaluate, **kwargs)
 
+    def _plan_groups(self, candidate_params, routed, more_results):
+        """Group the candidates that can share a network; record why others not."""
+        state = self._search_state
+        groups, reasons = plan_groups(
+            self.estimator.estimator, candidate_params, routed.estimator.fit
+        )
+        if self.vectorize is True and reasons:
+            i, reason = next(iter(reasons.items()))
+            raise ValueError(
+                f"vectorize=True, but the candidate {candidate_params[i]} cannot "
+                f"train in a group: {reason}. With vectorize='auto' such "
+                "candidates train one by one."
+            )
+        group_of = {i: g for g, members in enumerate(groups) for i in members}
+        more_results["vectorized_group"] = [
+            state.n_groups + group_of[i] if len(groups[group_of[i]]) > 1 else -1
+            for i in range(len(candidate_params))
+        ]
+        more_results["vectorize_fallback"] = [
+            reasons.get(i, "") for i in range(len(candidate_params))
+        ]
+        return groups
+
+    def _evaluate_grouped(self, candidate_params, cv, routed, tasks):
+        """Fit and score the tasks; return the folds they used, as a splitter."""
+        state = self._search_state
+        X, y = state.X, state.y
+        splits = list((cv or self.cv).split(X, y, **routed.splitter.split))
+        scorers, _ = self._get_scorers()
+        fit_and_score_kwargs = dict(
+            scorer=scorers,
+            fit_params=routed.estimator.fit,
+            score_params=routed.scorer.score,
+            return_train_score=self.return_train_score,
+            return_n_test_samples=True,
+            return_times=True,
+            return_parameters=False,
+            error_score=self.error_score,
+            verbose=self.verbose,
+        )
+        results = evaluate_grouped(
+            self.estimator,
+            X,
+            y,
+            candidate_params,
+            tasks,
+            splits,
+            fit_and_score_kwargs,
+            parallel=Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch),
+            insert_error_scores=callable(self.scoring),
+        )
+        for i, outs in results.items():
+            state.results[state.n_candidates + i] = outs
+        return FixedSplits(splits)
+
     def _format_results(self, candidate_params, n_splits, out, more_results=None):
         # scikit-learn's evaluate_candidates calls this with all the candidates
         # and fits so far: the only place where the fits' errors reach a
-        # subclass, to warn about each failed candidate with the reason.
+        # subclass, to warn about each failed candidate with the reason, and
+        # where the vectorized path's results replace its placeholders.
         candidate_params = [
-            {k: v for k, v in params.items() if k not in (_DEVICE, _N_THREADS)}
+            {k: v for k, v in params.items() if k not in (DEVICE, N_THREADS, OUTCOME)}
             for params in candidate_params
         ]
         state = self._search_state
+        for i, outs in state.results.items():
+            out[i * n_splits : (i + 1) * n_splits] = outs
         for i in range(state.n_reported, len(candidate_params)):
             errors = [
                 result["fit_error"]

@@ -52,6 +52,15 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch, RandomizedSearchCV):
         Number of torch threads of each fit; None divides the CPUs by the
         number of fits running at once.
 
+    vectorize : "auto", True or False, default="auto"
+        Train the candidates of each fold that differ only in per-candidate
+        scalars (``lr``, ``lr_decay``, ``min_lr``, ``momentum``,
+        ``random_state`` and the penalties' hyper-parameters, e.g.
+        ``penalty__lam``) as one network with stacked parameters, whose
+        results are those of training them one by one (to float rounding).
+        ``"auto"`` trains the others one by one and records why in
+        ``cv_results_["vectorize_fallback"]``; True raises a ValueError
+        instead; False trains every candidate alone.
     Attributes
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
@@ -124,6 +133,7 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch, RandomizedSearchCV):
         return_train_score=False,
         devices=None,
         n_threads=None,
+        vectorize="auto",
     ):
         super().__init__(
             estimator=estimator,
@@ -141,3 +151,4 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch, RandomizedSearchCV):
         )
         self.devices = devices
         self.n_threads = n_threads
+        self.vectorize = vectorize

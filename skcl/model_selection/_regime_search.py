@@ -92,6 +92,15 @@ class RegimeSearchCV(_BaseRegimeSearch, GridSearchCV):
         1, at most the caller's ``torch.get_num_threads()``), so that
         ``n_jobs`` parallel fits use the CPUs without oversubscribing them.
 
+    vectorize : "auto", True or False, default="auto"
+        Train the candidates of each fold that differ only in per-candidate
+        scalars (``lr``, ``lr_decay``, ``min_lr``, ``momentum``,
+        ``random_state`` and the penalties' hyper-parameters, e.g.
+        ``penalty__lam``) as one network with stacked parameters, whose
+        results are those of training them one by one (to float rounding).
+        ``"auto"`` trains the others one by one and records why in
+        ``cv_results_["vectorize_fallback"]``; True raises a ValueError
+        instead; False trains every candidate alone.
     Attributes
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
@@ -174,6 +183,7 @@ class RegimeSearchCV(_BaseRegimeSearch, GridSearchCV):
         return_train_score=False,
         devices=None,
         n_threads=None,
+        vectorize="auto",
     ):
         super().__init__(
             estimator=estimator,
@@ -189,3 +199,4 @@ class RegimeSearchCV(_BaseRegimeSearch, GridSearchCV):
         )
         self.devices = devices
         self.n_threads = n_threads
+        self.vectorize = vectorize

@@ -52,6 +52,9 @@ class SI(QuadraticPenalty):
     True
     """
 
+    # after_task_backward and after_step act elementwise: see Plugin.
+    _stackable_steps = True
+
     def __init__(self, *, lam=1.0, xi=1e-3):
         self.lam = lam
         self.xi = xi

@@ -1,0 +1,193 @@
+"""The searches' vectorized path: groups of candidates trained as one network.
+
+scikit-learn's ``evaluate_candidates`` fits each (candidate, fold) alone.
+When candidates can share a network, :func:`evaluate_grouped` fits each
+(group, fold) with :func:`skcl._vectorized.fit_together` in joblib workers
+and scores every candidate with scikit-learn's own ``_fit_and_score`` on its
+already fitted estimator; ``evaluate_candidates`` then runs on placeholders
+(no training, no scoring), on the same folds, so that its bookkeeping
+(``cv_results_``, refit, callbacks) stays scikit-learn's, and the search's
+``_format_results`` puts the real results in their place.
+"""
+
+import time
+
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.utils import _safe_indexing
+
+from .._vectorized import fit_together, stacking_key
+from .._vectorized._fit import differences
+
+# Parameters that the search adds to every candidate (see _SearchedEstimator).
+DEVICE, N_THREADS, OUTCOME = "skcl_device", "skcl_n_threads", "skcl_outcome"
+PLACEHOLDER = "placeholder"
+
+
+def plan_groups(estimator, candidate_params, routed_fit_params):
+    """Group the candidates that can train as one network.
+
+    Returns the groups (lists of candidate indices, in order of their first
+    candidate) and, per candidate trained alone, the reason.
+    """
+    extra = sorted(set(routed_fit_params) - {"task_id"})
+    keys, reasons = [], {}
+    for i, params in enumerate(candidate_params):
+        if extra:
+            key, reason = None, f"the fit gets parameters other than task_id: {extra}"
+        else:
+            key, reason = stacking_key(clone(estimator).set_params(**_own(params)))
+        keys.append(key)
+        if reason is not None:
+            reasons[i] = reason
+    groups = []
+    for i, key in enumerate(keys):
+        group = next((g for g in groups if key is not None and keys[g[0]] == key), None)
+        if group is None:
+            groups.append([i])
+        else:
+            group.append(i)
+    largest = max(groups, key=len)
+    for group in groups:
+        if len(group) == 1 and group[0] not in reasons:
+            i = group[0]
+            reasons[i] = (
+                "it differs from every other candidate in a parameter that builds "
+                f"or trains the network ({', '.join(differences(keys[largest[0]], keys[i]))})"
+                if group is not largest
+                else "no other candidate shares its network"
+            )
+    return groups, reasons
+
+
+def _own(params):
+    """The candidate's parameters, without those the search adds."""
+    return {k: v for k, v in params.items() if k not in (DEVICE, N_THREADS, OUTCOME)}
+
+
+def balanced_tasks(groups, n_splits, n_workers):
+    """Return the (members, split) tasks, largest first, for ``n_workers``.
+
+    When the tasks do not divide evenly among the workers, the groups of the
+    last ones are cut into one part per worker, so that no worker is left
+    with a whole group to train after the others are done.
+    """
+    tasks = sorted(
+        ((members, split) for members in groups for split in range(n_splits)),
+        key=lambda task: -len(task[0]),
+    )
+    remainder = len(tasks) % n_workers if n_workers > 1 else 0
+    if not remainder:
+        return tasks
+    head, tail = tasks[:-remainder], tasks[-remainder:]
+    for members, split in tail:
+        parts = min(n_workers, len(members))
+        head += [(members[p::parts], split) for p in range(parts)]
+    return head
+
+
+def evaluate_grouped(
+    estimator,
+    X,
+    y,
+    candidate_params,
+    tasks,
+    splits,
+    fit_and_score_kwargs,
+    *,
+    parallel,
+    insert_error_scores,
+):
+    """Fit and score every (group, fold) task; return each candidate's results.
+
+    ``estimator`` is the searched estimator (a :class:`_SearchedEstimator`);
+    the result maps each candidate index to its ``_fit_and_score`` results,
+    one per fold in order. Failures are warned about (or raised) as
+    scikit-learn's ``evaluate_candidates`` does; ``insert_error_scores``
+    (a callable ``scoring``) fills the failed fits' scores in as it does.
+    """
+    outputs = parallel(
+        delayed(_fit_and_score_group)(
+            estimator,
+            X,
+            y,
+            *splits[split],
+            [(i, candidate_params[i]) for i in members],
+            fit_and_score_kwargs,
+        )
+        for members, split in tasks
+    )
+    results = {}
+    for (members, split), outs in zip(tasks, outputs, strict=True):
+        for i, out in zip(members, outs, strict=True):
+            results.setdefault(i, [None] * len(splits))[split] = out
+    flat = [out for i in sorted(results) for out in results[i]]
+    _warn_or_raise_about_fit_failures(flat, fit_and_score_kwargs["error_score"])
+    if insert_error_scores:
+        _insert_error_scores(flat, fit_and_score_kwargs["error_score"])
+    return results
+
+
+def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
+    """Fit ``members`` (index, params) on one fold together; score each."""
+    from ._base_search import _torch_threads
+
+    if len(members) == 1:
+        return [
+            _fit_and_score(
+                clone(estimator).set_params(**members[0][1]),
+                X,
+                y,
+                train=train,
+                test=test,
+                parameters=members[0][1],
+                **kwargs,
+            )
+        ]
+    first = members[0][1]
+    threads, device = first.get(N_THREADS), first.get(DEVICE)
+    template = estimator.estimator
+    estimators = [clone(template).set_params(**_own(params)) for _, params in members]
+    if device is not None:
+        from ._base_search import _on_device
+
+        estimators = [_on_device(e, device) for e in estimators]
+    task_id = _safe_indexing(kwargs["fit_params"]["task_id"], train)
+    with _torch_threads(threads):
+        start = time.perf_counter()
+        outcomes, _ = fit_together(
+            estimators, _safe_indexing(X, train), _safe_indexing(y, train), task_id
+        )
+        fit_time = (time.perf_counter() - start) / len(members)
+    outs = []
+    for (_, params), outcome in zip(members, outcomes, strict=True):
+        fitted = clone(estimator).set_params(**params)
+        if isinstance(outcome, BaseException):
+            fitted.set_params(**{OUTCOME: outcome})
+        else:
+            fitted.estimator = outcome
+            fitted.set_params(**{OUTCOME: "fitted"})
+        out = _fit_and_score(
+            fitted, X, y, train=train, test=test, parameters=params, **kwargs
+        )
+        out["fit_time"] = fit_time
+        outs.append(out)
+    return outs
+
+
+class FixedSplits:
+    """The folds of one ``split`` call, given again at every call."""
+
+    def __init__(self, splits):
+        self.splits = splits
+
+    def split(self, X=None, y=None, groups=None, **params):
+        yield from self.splits
+
+    def get_n_splits(self, X=None, y=None, groups=None, **params):
+        return len(self.splits)
