@@ -190,9 +190,8 @@ class StackedPlugins:
             if trainable
         ]
         self.stacks = []
-        for plugins in zip(*(net.plugins_ for net in nets), strict=True):
-            if not any(stepping(p) for p in plugins):
-                continue
+        per_net = [[p for p in net.plugins_ if stepping(p)] for net in nets]
+        for plugins in zip(*per_net, strict=True):
             stacked = copy.copy(plugins[0])
             names = [
                 name for name, value in vars(plugins[0]).items()

@@ -12,6 +12,16 @@ PER_CANDIDATE = ("lr", "lr_decay", "min_lr", "momentum", "random_state")
 # The stacked parameters, gradients, buffers, centres, precisions and
 # workspace of a group: at most this many bytes (larger groups run in parts).
 STACK_BYTES = 2**30
+# What the stacked path runs instead of fit: a subclass must not change them.
+_TRAINING_METHODS = (
+    "fit",
+    "_fit",
+    "_start_fit",
+    "_train_task",
+    "_train_task_unguarded",
+    "_open_chunk",
+    "_keep_snapshot",
+)
 _SGD_DEFAULTS = dict(dampening=0, nesterov=False, weight_decay=0, maximize=False)
 
 
@@ -22,6 +32,9 @@ def stacking_key(estimator):
 
     if not isinstance(estimator, _ContinualEstimator):
         return None, f"{type(estimator).__name__} is not a continual estimator"
+    for name in _TRAINING_METHODS:
+        if not getattr(type(estimator), name).__module__.startswith("skcl."):
+            return None, f"{type(estimator).__name__} overrides {name}"
     params = estimator.get_params(deep=False)
     if params["callbacks"] is not None:
         return None, "it has callbacks, which run inside its training loop"

@@ -85,6 +85,8 @@ def _score_snapshots(
             stacklevel=4,
         )
     columns = trained + untrained if include_untrained else trained
+    if scoring is None and _scores_accuracy(estimator):
+        return _accuracies(estimator, X, y, task_id, snapshots, columns), columns
     scorer = check_scoring(estimator, scoring=scoring)
     subsets = []
     for task in columns:
@@ -102,6 +104,32 @@ def _score_snapshots(
             for col, (bound, X_task, y_task) in enumerate(subsets):
                 scores[row, col] = scorer(bound, X_task, y_task)
     return scores, columns
+
+
+def _scores_accuracy(estimator):
+    """Whether ``estimator.score`` is the continual classifier's accuracy."""
+    from .._classifier import ContinualClassifier
+
+    return (
+        isinstance(estimator, ContinualClassifier)
+        and type(estimator).score is ContinualClassifier.score
+    )
+
+
+def _accuracies(estimator, X, y, task_id, snapshots, columns):
+    """Each snapshot's accuracy on each task of ``columns``: one prediction each."""
+    rows = np.flatnonzero(np.isin(task_id, columns))
+    X, y, task_id = _safe_indexing(X, rows), np.asarray(y)[rows], task_id[rows]
+    values, inverse = np.unique(task_id, return_inverse=True)
+    column = np.array([columns.index(v) for v in values])[inverse]
+    counts = np.bincount(column, minlength=len(columns))
+    scores = np.empty((len(snapshots), len(columns)))
+    for row, snapshot in enumerate(snapshots):
+        with estimator.use_snapshot(snapshot):
+            correct = estimator.predict(X, task_id=task_id) == y
+        scores[row] = np.bincount(column, weights=correct, minlength=len(columns))
+        scores[row] /= counts
+    return scores
 
 
 def _unwrap(estimator, X):

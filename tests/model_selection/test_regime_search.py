@@ -153,6 +153,11 @@ def test_devices_are_assigned_to_candidates_round_robin(tiny_stream):
     search = RegimeSearchCV(
         clf, {"lr": [0.1, 0.2, 0.3]}, cv=2, devices=["cpu:0", "cpu:1"]
     ).fit(X, y, task_id=t)
+    # The subclass overrides fit: its candidates cannot train stacked.
+    assert search.cv_results_["vectorized_group"].tolist() == [-1, -1, -1]
+    assert set(search.cv_results_["vectorize_fallback"]) == {
+        "DeviceRecordingClassifier overrides fit"
+    }
     expected = {0.1: "cpu:0", 0.2: "cpu:1", 0.3: "cpu:0"}
     fits, refit = (
         DeviceRecordingClassifier.fits[:-1],

@@ -1,0 +1,281 @@
+"""Candidates trained as one stacked network end as each would alone."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from torch import nn
+
+from skcl import ContinualClassifier, ContinualRegressor
+from skcl._vectorized import _fit as vectorized_fit
+from skcl._vectorized import fit_together
+from skcl._vectorized._network import StackedNetwork
+from skcl.modules import MLP
+from skcl.penalties import EWC, L2, SI, LwF, MAS
+from skcl.replay import ER
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Small networks train fastest with one thread."""
+
+
+@pytest.fixture(scope="module")
+def stream():
+    """Three permuted-digits tasks of 120 images, float64."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(0)
+    tasks = [X[:120, rng.permutation(64)] / 16 for _ in range(3)]
+    return np.vstack(tasks), np.tile(y[:120], 3), np.repeat([0, 1, 2], 120)
+
+
+def _sequential(dropout=0.25, outputs=10):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(64, 24), nn.ReLU(), nn.Dropout(dropout), nn.Linear(24, outputs)
+    ).double()
+
+
+class Custom(nn.Module):
+    """A module that only vmap can stack: its own forward, functional dropout."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.hidden, self.out = nn.Linear(64, 24), nn.Linear(24, 10)
+
+    def forward(self, X):
+        hidden = torch.tanh(self.hidden(X))
+        return self.out(nn.functional.dropout(hidden, 0.25, self.training))
+
+
+GRID = [
+    dict(lr=lr, momentum=momentum, lr_decay=decay, penalty__lam=lam)
+    for lr in (0.02, 0.1)
+    for momentum, decay in ((0.0, 1.0), (0.9, 0.7))
+    for lam in (1.0, 300.0)
+]
+
+
+def _base(**params):
+    defaults = dict(
+        module=_sequential(),
+        penalty=EWC(),
+        batch_size=10,
+        max_epochs=2,
+        random_state=0,
+    )
+    return ContinualClassifier(**{**defaults, **params})
+
+
+def _alone(base, grid, X, y, t):
+    return [clone(base).set_params(**params).fit(X, y, task_id=t) for params in grid]
+
+
+def _assert_same(together, alone, atol=1e-10):
+    for a, b in zip(together, alone, strict=True):
+        assert not isinstance(a, BaseException), a
+        for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
+            np.testing.assert_allclose(p.detach(), q.detach(), rtol=1e-9, atol=atol)
+        for s, r in zip(a.snapshots_, b.snapshots_, strict=True):
+            for name in s:
+                np.testing.assert_allclose(s[name], r[name], rtol=1e-9, atol=atol)
+        for x, z in zip(a.net_.history, b.net_.history, strict=True):
+            assert x["lr"] == z["lr"] and x["task"] == z["task"]
+            assert x["train_loss"] == pytest.approx(z["train_loss"], rel=1e-9, abs=atol)
+            if "penalty" in z:
+                assert x["penalty"] == pytest.approx(z["penalty"], rel=1e-8, abs=atol)
+        assert a.tasks_ == b.tasks_
+
+
+@pytest.mark.parametrize(
+    "module", [_sequential, Custom], ids=["batched", "vmap"]
+)
+def test_grid_with_dropout_momentum_decay_and_ewc_equals_alone(stream, module):
+    X, y, t = stream
+    base = _base(module=module().double())
+    together, reason = fit_together(
+        [clone(base).set_params(**params) for params in GRID], X, y, t
+    )
+    assert reason is None
+    alone = _alone(base, GRID, X, y, t)
+    _assert_same(together, alone)
+    for a, b in zip(together, alone, strict=True):
+        for f, g in zip(a.penalty_.precision_, b.penalty_.precision_, strict=True):
+            np.testing.assert_allclose(f, g, rtol=1e-8, atol=1e-12)
+        # Training goes on identically: the optimizer state came back too.
+        a.partial_fit(X[:60], y[:60], task_id=np.full(60, 3))
+        b.partial_fit(X[:60], y[:60], task_id=np.full(60, 3))
+    _assert_same(together, alone)
+
+
+@pytest.mark.parametrize(
+    "penalty, step",
+    [
+        (L2(), "implicit"),
+        (L2(), "explicit"),
+        (SI(), "implicit"),
+        (SI(), "explicit"),
+        ([EWC(), L2(lam=0.5)], "implicit"),
+        (MAS(), "explicit"),
+    ],
+    ids=["l2", "l2-explicit", "si", "si-explicit", "ewc+l2", "mas-explicit"],
+)
+def test_penalties_and_steps_equal_alone(stream, penalty, step):
+    X, y, t = stream
+    grid = [dict(lr=lr, momentum=m) for lr in (0.02, 0.05) for m in (0.0, 0.9)]
+    if not isinstance(penalty, list):
+        grid = [{**g, "penalty__lam": lam} for g in grid for lam in (0.5, 50.0)]
+    if isinstance(penalty, SI):
+        grid = [{**g, "penalty__xi": xi} for g in grid[::2] for xi in (1e-3, 0.1)]
+    base = _base(penalty=penalty, penalty_step=step)
+    together, reason = fit_together(
+        [clone(base).set_params(**params) for params in grid], X, y, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(base, grid, X, y, t))
+
+
+def test_candidates_with_different_penalties_share_the_network(stream):
+    X, y, t = stream
+    base = _base(lr=0.05)
+    estimators = [
+        clone(base).set_params(penalty=penalty)
+        for penalty in (EWC(lam=10.0), L2(lam=1.0), None)
+    ]
+    together, reason = fit_together([clone(e) for e in estimators], X, y, t)
+    assert reason is None
+    _assert_same(together, [e.fit(X, y, task_id=t) for e in estimators])
+
+
+@pytest.mark.parametrize("module", ["mlp", "sequential"])
+def test_differently_seeded_candidates_draw_their_own_batches_and_masks(
+    stream, module
+):
+    X, y, t = stream
+    params = (
+        dict(module=MLP, module__hidden_sizes=(24,), module__dropout=0.3)
+        if module == "mlp"
+        else dict(module=_sequential(0.3))
+    )
+    base = _base(**params, lr=0.05)
+    grid = [dict(random_state=seed) for seed in (0, 1, 2)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X.astype(np.float32), y, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(base, grid, X.astype(np.float32), y, t), atol=1e-5)
+
+
+def test_vmap_cannot_draw_masks_per_seed_so_they_train_alone(stream):
+    X, y, t = stream
+    base = _base(module=Custom().double())
+    grid = [dict(random_state=0), dict(random_state=1)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert "vmap cannot" in reason
+    _assert_same(together, _alone(base, grid, X, y, t), atol=0)
+
+
+def test_a_diverging_candidate_fails_alone(stream):
+    X, y, t = stream
+    base = _base(penalty=EWC(lam=1.0), penalty_step="explicit", momentum=0.9)
+    grid = [dict(lr=0.05), dict(lr=1e6), dict(lr=0.01)]
+    together, _ = fit_together([clone(base).set_params(**p) for p in grid], X, y, t)
+    with pytest.raises(FloatingPointError) as alone_error:
+        clone(base).set_params(**grid[1]).fit(X, y, task_id=t)
+    assert isinstance(together[1], FloatingPointError)
+    assert str(together[1]) == str(alone_error.value)
+    _assert_same(
+        [together[0], together[2]], _alone(base, [grid[0], grid[2]], X, y, t)
+    )
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        (dict(callbacks=[("noop", __import__("skorch").callbacks.Callback())]), "callbacks"),
+        (dict(replay=ER(memory_size=20)), "replay strategy ER"),
+        (dict(optimizer=torch.optim.Adam), "optimizer is Adam"),
+        (dict(penalty=LwF()), "penalty LwF acts at every step (loss)"),
+        (dict(optimizer__nesterov=True), "its SGD sets nesterov"),
+    ],
+    ids=["callbacks", "replay", "adam", "lwf", "nesterov"],
+)
+def test_what_cannot_stack_trains_alone_with_the_reason(stream, params, reason):
+    X, y, t = stream
+    base = _base(**params)
+    grid = [dict(lr=0.01), dict(lr=0.05)]
+    together, why = fit_together([clone(base).set_params(**p) for p in grid], X, y, t)
+    assert reason in why
+    _assert_same(together, _alone(base, grid, X, y, t), atol=0)
+
+
+def test_candidates_differing_in_what_builds_the_network_train_alone(stream):
+    X, y, t = stream
+    base = _base()
+    estimators = [clone(base), clone(base).set_params(batch_size=20, max_epochs=1)]
+    together, why = fit_together(estimators, X, y, t)
+    assert why == "the candidates differ in batch_size, max_epochs"
+    assert all(not isinstance(e, BaseException) for e in together)
+
+
+def test_a_group_larger_than_the_memory_bound_trains_in_parts(stream, monkeypatch):
+    X, y, t = stream
+    base = _base()
+    one = vectorized_fit._stacked_bytes(clone(base).fit(X[:20], y[:20]))
+    monkeypatch.setattr(vectorized_fit, "STACK_BYTES", 2 * one)
+    calls = []
+    train = vectorized_fit.train_together
+    monkeypatch.setattr(
+        vectorized_fit,
+        "train_together",
+        lambda nets, *a, **k: calls.append(len(nets)) or train(nets, *a, **k),
+    )
+    grid = GRID[:5]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None and set(calls) == {2, 1}
+    _assert_same(together, _alone(base, grid, X, y, t))
+
+
+def test_multi_head_classifier_and_regressor(stream):
+    X, y, t = stream
+    y_split = y % 2 + 2 * t
+    base = _base(multi_head=True, module=_sequential(outputs=6))
+    grid = GRID[:4]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y_split, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(base, grid, X, y_split, t))
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 2)).double()
+    regressor = ContinualRegressor(
+        module=module, penalty=EWC(), batch_size=10, max_epochs=2, random_state=0
+    )
+    targets = np.c_[X[:, :3].sum(1), X[:, 3:9].mean(1)]
+    together, reason = fit_together(
+        [clone(regressor).set_params(**p) for p in grid], X, targets, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(regressor, grid, X, targets, t))
+
+
+def test_the_stacked_forward_equals_each_copy_and_draws_its_masks(stream):
+    X = torch.as_tensor(stream[0][:10])
+    modules = [_sequential(0.5) for _ in range(3)]
+    for i, module in enumerate(modules):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(i)
+    network = StackedNetwork(modules)
+    assert network.batched
+    torch.manual_seed(5)
+    stacked = network(X, shared=True)
+    for module, out in zip(modules, stacked, strict=True):
+        torch.manual_seed(5)
+        np.testing.assert_allclose(out.detach(), module(X).detach(), atol=1e-12)
