@@ -117,15 +117,16 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
         per_sample = criterion(
             mask_outputs(logits, mask).flatten(0, 1), targets.flatten(0, 1)
         )
-        loss = per_sample.reshape(K, -1).mean(1)
-        loss.sum().backward()
+        # The sum of the copies' mean losses: each copy's gradient is its own.
+        (per_sample.sum() * (K / per_sample.numel())).backward()
+        loss = per_sample.detach().view(K, -1).mean(1)
         step = Step(Xb, yb, mask)
         step.logits, step.loss = logits, loss
         plugins.notify("after_task_backward", step)
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in sgd.params]
         sgd.step(grads)
         plugins.notify("after_step", step)
-        losses.append(loss.detach())
+        losses.append(loss)
     return torch.stack(losses).mean(0)
 
 

@@ -128,8 +128,9 @@ def _linear(h, shared, weight, bias=None):
     """``h @ W.T + b`` per copy: ``h`` is ``(n, in)`` (shared) or ``(K, n, in)``."""
     if shared:
         K, out, width = weight.shape
-        h = (h @ weight.reshape(K * out, width).T).view(len(h), K, out).transpose(0, 1)
-        return h if bias is None else h + bias.unsqueeze(1)
+        flat = weight.reshape(K * out, width).T
+        h = h @ flat if bias is None else torch.addmm(bias.reshape(-1), h, flat)
+        return h.view(len(h), K, out).transpose(0, 1)
     if bias is None:
         return torch.bmm(h, weight.transpose(1, 2))
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))

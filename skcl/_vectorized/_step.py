@@ -14,11 +14,11 @@ def _per_copy(values, like):
 class StackedQuadratic:
     """The folded quadratic penalties of every copy: precision and centre.
 
-    A copy without an active quadratic has zero precision (``active`` False).
+    A copy without an active quadratic has zero precision.
     """
 
-    def __init__(self, precision, centre, active):
-        self.precision, self.centre, self.active = precision, centre, active
+    def __init__(self, precision, centre):
+        self.precision, self.centre = precision, centre
 
     @classmethod
     def of(cls, params, forms):
@@ -43,9 +43,8 @@ class StackedQuadratic:
             precisions.append(precision)
             centres.append(centre)
             errors.append(error)
-        active = [bool(f) and e is None for f, e in zip(forms, errors, strict=True)]
         stack = lambda per_copy: [torch.stack(ts) for ts in zip(*per_copy)]  # noqa: E731
-        return cls(stack(precisions), stack(centres), active), errors
+        return cls(stack(precisions), stack(centres)), errors
 
 
 class StackedSGD:
@@ -78,20 +77,17 @@ class StackedSGD:
         self.buffers = buffers
         self.quadratic = quadratic
         self.implicit = implicit and quadratic is not None
-        if quadratic is not None:
-            self.work = [torch.empty_like(p) for p in params]
-            self.keep_buffer = None
-            if not all(quadratic.active):
-                self.keep_buffer = [
-                    _per_copy([not a for a in quadratic.active], p).bool()
-                    for p in params
-                ]
         if self.implicit:
-            # theta' = theta_t + q (c - theta_t), q = a / (1 + a), a = lr W.
+            # theta' = theta_t - q (theta_t - c), q = a / (1 + a), a = lr W.
             self.shrink = [
                 (1 + (lr * w).reciprocal()).reciprocal()
                 for lr, w in zip(self.lr, quadratic.precision, strict=True)
             ]
+            # The momentum buffer gets (theta - theta') / lr: the step's
+            # direction plus q / lr (theta_t - c), the penalty's gradient at
+            # theta', as ImplicitQuadraticStep does. A copy without a
+            # quadratic (zero precision) keeps its parameters and buffer.
+            self.shrink_over_lr = torch._foreach_mul(self.shrink, self.inverse_lr)
 
     @torch.no_grad()
     def step(self, grads):
@@ -100,9 +96,6 @@ class StackedSGD:
         if quadratic is not None and not self.implicit:
             diffs = torch._foreach_sub(params, quadratic.centre)
             torch._foreach_addcmul_(grads, quadratic.precision, diffs)
-        if self.implicit and self.momentum is not None:
-            for w, p, inverse in zip(self.work, params, self.inverse_lr, strict=True):
-                torch.mul(p, inverse, out=w)
         if self.momentum is None:
             direction = grads
         elif self.buffers is None:
@@ -114,15 +107,7 @@ class StackedSGD:
         torch._foreach_addcmul_(params, direction, self.lr, value=-1.0)
         if not self.implicit:
             return
-        torch._foreach_lerp_(params, quadratic.centre, self.shrink)
+        offsets = torch._foreach_sub(params, quadratic.centre)
+        torch._foreach_addcmul_(params, self.shrink, offsets, value=-1.0)
         if self.momentum is not None:
-            # The buffer becomes (theta - theta') / lr: the step's gradient
-            # including the penalty's at theta', as ImplicitQuadraticStep does.
-            torch._foreach_addcmul_(self.work, params, self.inverse_lr, value=-1.0)
-            if self.keep_buffer is None:
-                self.buffers, self.work = self.work, self.buffers
-            else:
-                for buffer, new, keep in zip(
-                    self.buffers, self.work, self.keep_buffer, strict=True
-                ):
-                    torch.where(keep, buffer, new, out=buffer)
+            torch._foreach_addcmul_(self.buffers, self.shrink_over_lr, offsets)

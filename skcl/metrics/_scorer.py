@@ -106,9 +106,18 @@ class _ContinualScorer:
         """
         if task_id is None:
             raise MissingTaskIdError(self._missing_task_id_message())
+        return self._score_matrix(
+            self._accuracy_matrix(estimator, X, y, task_id), estimator, X, y, task_id
+        )
+
+    def _accuracy_matrix(self, estimator, X, y, task_id):
         R, _ = _accuracy_matrix(
             estimator, X, y, task_id, scoring=self._scoring, include_untrained=False
         )
+        return R
+
+    def _score_matrix(self, R, estimator, X, y, task_id):
+        """The score from the accuracy matrix ``R`` of ``estimator`` on the data."""
         args = [R]
         if self._needs_initial:
             args.append(initial_scores(estimator, X, y, task_id, scoring=self._scoring))

@@ -33,6 +33,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._tasks import check_task_id
 from ..metrics import get_continual_scorer, get_continual_scorer_names
+from ..metrics._scorer import _ContinualScorer
 from ._task_kfold import TaskKFold
 from ._vectorized_search import (
     DEVICE,
@@ -155,16 +156,45 @@ class _SearchedEstimator(BaseEstimator):
         return get_tags(self.estimator)
 
 
+class _MatrixMemo:
+    """The last accuracy matrix computed, shared by the scorers of one search.
+
+    The continual scorers of a multi-metric search are called one after the
+    other on the same estimator and fold: the first computes the accuracy
+    matrix, the others reuse it. The memo holds what it was computed from,
+    so that none of those objects can be freed and its ``id`` reused.
+    """
+
+    def __init__(self):
+        self.key, self.matrix = None, None
+
+    def get(self, scorer, estimator, X, y, task_id):
+        key = (estimator, X, y, task_id, scorer._scoring)
+        if self.key is None or any(
+            a is not b for a, b in zip(self.key, key, strict=True)
+        ):
+            self.key, self.matrix = None, None
+            self.matrix = scorer._accuracy_matrix(estimator, X, y, task_id)
+            self.key = key
+        return self.matrix
+
+    def __getstate__(self):
+        return {"key": None, "matrix": None}
+
+
 class _TaskScorer:
     """Give a scorer the task ids of the samples it scores, if it takes them.
 
     Scorers with a ``task_id`` parameter (the continual scorers) get them;
     others, e.g. scikit-learn's, are called as ``scorer(estimator, X, y)``. A
     candidate of the search is scored with its number of torch threads.
+    Continual scorers sharing a ``memo`` compute one accuracy matrix per
+    estimator and fold.
     """
 
-    def __init__(self, scorer):
+    def __init__(self, scorer, memo=None):
         self.scorer = scorer
+        self.memo = memo
         self._takes_task_id = "task_id" in inspect.signature(scorer).parameters
 
     def __call__(self, estimator, X, y=None, *, task_id=None):
@@ -173,6 +203,13 @@ class _TaskScorer:
                 return 0.0
             with _torch_threads(estimator.skcl_n_threads):
                 return self(estimator.estimator, X, y, task_id=task_id)
+        if (
+            self.memo is not None
+            and isinstance(self.scorer, _ContinualScorer)
+            and task_id is not None
+        ):
+            R = self.memo.get(self.scorer, estimator, X, y, task_id)
+            return self.scorer._score_matrix(R, estimator, X, y, task_id)
         if self._takes_task_id:
             return self.scorer(estimator, X, y, task_id=task_id)
         return self.scorer(estimator, X, y)
@@ -216,8 +253,10 @@ class _BaseRegimeSearch(BaseSearchCV):
             raise ValueError(
                 f"scoring must be a non-empty dict with str keys, got {scoring!r}."
             )
+        memo = _MatrixMemo()
         scorers = {
-            name: _TaskScorer(_resolve_scorer(value)) for name, value in scoring.items()
+            name: _TaskScorer(_resolve_scorer(value), memo)
+            for name, value in scoring.items()
         }
         self._check_refit_for_multimetric(scorers)
         return (
