@@ -56,18 +56,17 @@ def train_together(
         net.notify("on_train_begin", X=X, y=y)
     hooks = [Hooks(net.plugins_) for net in nets]
     network = StackedNetwork([net.module_ for net in nets], dropout_generators)
-    params = [p for p, t in zip(network.params, network.trainable, strict=True) if t]
     quadratic, errors = None, [None] * K
     if any(h.quadratic for h in hooks):
         forms = [net.quadratic_forms(h) for net, h in zip(nets, hooks, strict=True)]
-        quadratic, errors = StackedQuadratic.of(params, forms)
+        quadratic, errors = StackedQuadratic.of(network, forms)
     groups = [net.optimizer_.param_groups[0] for net in nets]
     momenta = [float(group["momentum"]) for group in groups]
     sgd = StackedSGD(
-        params,
+        network.flat,
         [float(group["lr"]) for group in groups],
         momenta,
-        _stacked_buffers(nets, momenta),
+        _stacked_buffer(nets, network),
         quadratic,
         implicit=penalty_step == "implicit",
     )
@@ -85,7 +84,7 @@ def train_together(
         for k, net in enumerate(nets):
             if errors[k] is None:
                 errors[k] = _caught(net.end_epoch, losses[k].item(), 0.0, hooks[k])
-    _write_buffers(nets, sgd.buffers, momenta)
+    _write_buffers(nets, network, sgd.buffer, momenta)
     plugins.write_back()
     for k, net in enumerate(nets):
         if errors[k] is None:
@@ -110,7 +109,8 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
     for start in range(0, len(X), batch_size):
         rows = order[..., start : start + batch_size]
         Xb, yb = X[rows], y[rows]
-        for p in sgd.params:
+        params = [p for p in network.params if p.requires_grad]
+        for p in params:
             p.grad = None
         logits = network(Xb, shared)
         targets = yb.expand(K, *yb.shape) if shared else yb
@@ -123,8 +123,11 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
         step = Step(Xb, yb, mask)
         step.logits, step.loss = logits, loss
         plugins.notify("after_task_backward", step)
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in sgd.params]
-        sgd.step(grads)
+        sgd.step(
+            network.flatten(
+                [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+            )
+        )
         plugins.notify("after_step", step)
         losses.append(loss)
     return torch.stack(losses).mean(0)
@@ -141,22 +144,25 @@ class _Orders:
         return (orders[0] if len(orders) == 1 else torch.stack(orders)).to(self.device)
 
 
-def _stacked_buffers(nets, momenta):
-    """Stack the nets' momentum buffers (zeros for momentum 0), or None."""
-    stacked = []
-    for params in zip(*map(_trainable, nets)):
-        buffers = [
-            net.optimizer_.state.get(p, {}).get("momentum_buffer")
-            for net, p in zip(nets, params, strict=True)
-        ]
-        if all(b is None for b in buffers):
-            return None
-        stacked.append(
-            torch.stack(
-                [torch.zeros_like(p) if b is None else b for p, b in zip(params, buffers)]
+def _stacked_buffer(nets, network):
+    """The nets' momentum buffers as one ``(K, P)`` tensor (zeros for none), or None."""
+    buffers = [
+        [net.optimizer_.state.get(p, {}).get("momentum_buffer") for p in _trainable(net)]
+        for net in nets
+    ]
+    if all(b is None for per_net in buffers for b in per_net):
+        return None
+    return torch.stack(
+        [
+            torch.cat(
+                [
+                    (torch.zeros_like(p) if b is None else b).reshape(-1)
+                    for p, b in zip(_trainable(net), per_net, strict=True)
+                ]
             )
-        )
-    return stacked
+            for net, per_net in zip(nets, buffers, strict=True)
+        ]
+    )
 
 
 def _trainable(net):
@@ -164,13 +170,14 @@ def _trainable(net):
 
 
 @torch.no_grad()
-def _write_buffers(nets, buffers, momenta):
-    if buffers is None:
+def _write_buffers(nets, network, buffer, momenta):
+    if buffer is None:
         return
+    stacked = network.split(buffer)
     for k, (net, momentum) in enumerate(zip(nets, momenta, strict=True)):
         if momentum:
-            for p, buffer in zip(_trainable(net), buffers, strict=True):
-                net.optimizer_.state[p]["momentum_buffer"] = buffer[k].clone()
+            for p, b in zip(_trainable(net), stacked, strict=True):
+                net.optimizer_.state[p]["momentum_buffer"] = b[k].clone()
 
 
 class StackedPlugins:

@@ -49,8 +49,23 @@ class StackedNetwork:
         self.size = len(modules)
         self.names = [name for name, _ in base.named_parameters()]
         self.trainable = [p.requires_grad for p in base.parameters()]
+        self.shapes = [p.shape for p in base.parameters() if p.requires_grad]
+        self.sizes = [shape.numel() for shape in self.shapes]
+        # The trainable parameters are views of one (K, P) tensor, so that
+        # the optimizer steps every copy and parameter in a few operations.
+        self.flat = torch.cat(
+            [
+                torch.stack([p.detach().reshape(-1) for p in ps], dim=0)
+                for ps in zip(*(m.parameters() for m in modules), strict=True)
+                if ps[0].requires_grad
+            ],
+            dim=1,
+        )
+        views = iter(self.split(self.flat))
         self.params = [
-            torch.stack([p.detach() for p in ps]).requires_grad_(trainable)
+            next(views).requires_grad_()
+            if trainable
+            else torch.stack([p.detach() for p in ps])
             for ps, trainable in zip(
                 zip(*(m.parameters() for m in modules), strict=True),
                 self.trainable,
@@ -70,6 +85,18 @@ class StackedNetwork:
                     "only the batched path of MLPs and nn.Sequential can do"
                 )
             self._vmapped = _vmapped(base)
+
+    def split(self, flat):
+        """Views of a ``(K, P)`` tensor as the trainable parameters ``(K, ...)``."""
+        parts = flat.split(self.sizes, dim=1)
+        return [
+            part.view(self.size, *shape)
+            for part, shape in zip(parts, self.shapes, strict=True)
+        ]
+
+    def flatten(self, tensors):
+        """One ``(K, P)`` tensor of per-parameter ``(K, ...)`` tensors."""
+        return torch.cat([t.reshape(self.size, -1) for t in tensors], dim=1)
 
     @property
     def batched(self):

@@ -6,13 +6,12 @@ from ..penalties._implicit import fold_quadratics
 
 
 def _per_copy(values, like):
-    """``values`` (one per copy) as a tensor that broadcasts over ``like``."""
-    shape = (len(values),) + (1,) * (like.dim() - 1)
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(shape)
+    """``values`` (one per copy) as a ``(K, 1)`` tensor of ``like``'s dtype."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, 1)
 
 
 class StackedQuadratic:
-    """The folded quadratic penalties of every copy: precision and centre.
+    """The folded quadratic penalties of every copy: ``(K, P)`` precision, centre.
 
     A copy without an active quadratic has zero precision.
     """
@@ -21,14 +20,15 @@ class StackedQuadratic:
         self.precision, self.centre = precision, centre
 
     @classmethod
-    def of(cls, params, forms):
-        """Fold each copy's ``forms``; ``params[i][k]`` is copy ``k``'s tensor ``i``.
+    def of(cls, network, forms):
+        """Fold each copy's ``forms`` over the trainable parameters of ``network``.
 
         Returns the stacked quadratic (None if no copy has one) and, per copy,
         the FloatingPointError of a non-finite precision (else None).
         """
         if not any(forms):
             return None, [None] * len(forms)
+        params = network.split(network.flat)
         precisions, centres, errors = [], [], []
         for k, copy_forms in enumerate(forms):
             own = [p[k] for p in params]
@@ -40,11 +40,10 @@ class StackedQuadratic:
                     error = caught
             if not copy_forms or error is not None:
                 precision = centre = [torch.zeros_like(p) for p in own]
-            precisions.append(precision)
-            centres.append(centre)
+            precisions.append(torch.cat([t.reshape(-1) for t in precision]))
+            centres.append(torch.cat([t.reshape(-1) for t in centre]))
             errors.append(error)
-        stack = lambda per_copy: [torch.stack(ts) for ts in zip(*per_copy)]  # noqa: E731
-        return cls(stack(precisions), stack(centres)), errors
+        return cls(torch.stack(precisions), torch.stack(centres)), errors
 
 
 class StackedSGD:
@@ -52,62 +51,53 @@ class StackedSGD:
 
     Each copy steps with its own learning rate and momentum; a copy's
     quadratic penalties are added to its gradient (``implicit=False``) or
-    applied as the implicit step of :class:`skcl.penalties._implicit.
-    ImplicitQuadraticStep` after the optimizer's (``implicit=True``).
+    applied as the implicit step of ``ImplicitQuadraticStep`` after the
+    optimizer's (``implicit=True``). Every tensor is ``(K, P)``: the copies'
+    trainable parameters side by side.
 
     Parameters
     ----------
-    params : list of Tensor
-        The trainable stacked parameters ``(K, ...)``.
+    params : Tensor
+        The stacked parameters, updated in place.
     lrs, momenta : list of float
         Each copy's learning rate and momentum.
-    buffers : list of Tensor or None
+    buffer : Tensor or None
         The stacked momentum buffers, or None before the first step.
     quadratic : StackedQuadratic or None
     implicit : bool
     """
 
-    def __init__(self, params, lrs, momenta, buffers, quadratic, implicit):
+    def __init__(self, params, lrs, momenta, buffer, quadratic, implicit):
         self.params = params
-        self.lr = [_per_copy(lrs, p) for p in params]
-        self.inverse_lr = [_per_copy([1.0 / lr for lr in lrs], p) for p in params]
-        self.momentum = (
-            [_per_copy(momenta, p) for p in params] if any(momenta) else None
-        )
-        self.buffers = buffers
+        self.lr = _per_copy(lrs, params)
+        self.momentum = _per_copy(momenta, params) if any(momenta) else None
+        self.buffer = buffer
         self.quadratic = quadratic
         self.implicit = implicit and quadratic is not None
         if self.implicit:
-            # theta' = theta_t - q (theta_t - c), q = a / (1 + a), a = lr W.
-            self.shrink = [
-                (1 + (lr * w).reciprocal()).reciprocal()
-                for lr, w in zip(self.lr, quadratic.precision, strict=True)
-            ]
-            # The momentum buffer gets (theta - theta') / lr: the step's
+            # theta' = theta_t - q (theta_t - c), q = a / (1 + a), a = lr W;
+            # the momentum buffer gets (theta - theta') / lr: the step's
             # direction plus q / lr (theta_t - c), the penalty's gradient at
             # theta', as ImplicitQuadraticStep does. A copy without a
             # quadratic (zero precision) keeps its parameters and buffer.
-            self.shrink_over_lr = torch._foreach_mul(self.shrink, self.inverse_lr)
+            self.shrink = (1 + (self.lr * quadratic.precision).reciprocal()).reciprocal()
+            self.shrink_over_lr = self.shrink / self.lr
 
     @torch.no_grad()
-    def step(self, grads):
-        """Step every copy with the gradients ``grads`` of its task loss."""
+    def step(self, grad):
+        """Step every copy with the gradient ``grad`` of its task loss."""
         params, quadratic = self.params, self.quadratic
         if quadratic is not None and not self.implicit:
-            diffs = torch._foreach_sub(params, quadratic.centre)
-            torch._foreach_addcmul_(grads, quadratic.precision, diffs)
+            grad.addcmul_(quadratic.precision, params - quadratic.centre)
         if self.momentum is None:
-            direction = grads
-        elif self.buffers is None:
-            self.buffers = direction = [g.clone() for g in grads]
+            direction = grad
+        elif self.buffer is None:
+            self.buffer = direction = grad.clone()
         else:
-            torch._foreach_mul_(self.buffers, self.momentum)
-            torch._foreach_add_(self.buffers, grads)
-            direction = self.buffers
-        torch._foreach_addcmul_(params, direction, self.lr, value=-1.0)
-        if not self.implicit:
-            return
-        offsets = torch._foreach_sub(params, quadratic.centre)
-        torch._foreach_addcmul_(params, self.shrink, offsets, value=-1.0)
-        if self.momentum is not None:
-            torch._foreach_addcmul_(self.buffers, self.shrink_over_lr, offsets)
+            direction = self.buffer.mul_(self.momentum).add_(grad)
+        params.addcmul_(direction, self.lr, value=-1.0)
+        if self.implicit:
+            offsets = params - quadratic.centre
+            params.addcmul_(self.shrink, offsets, value=-1.0)
+            if self.momentum is not None:
+                self.buffer.addcmul_(self.shrink_over_lr, offsets)
