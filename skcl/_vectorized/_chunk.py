@@ -152,15 +152,10 @@ def _stacked_buffer(nets, network):
     ]
     if all(b is None for per_net in buffers for b in per_net):
         return None
-    return torch.stack(
+    return network.stack(
         [
-            torch.cat(
-                [
-                    (torch.zeros_like(p) if b is None else b).reshape(-1)
-                    for p, b in zip(_trainable(net), per_net, strict=True)
-                ]
-            )
-            for net, per_net in zip(nets, buffers, strict=True)
+            [torch.zeros_like(p) if b is None else b for p, b in zip(_trainable(net), bs)]
+            for net, bs in zip(nets, buffers, strict=True)
         ]
     )
 
@@ -173,11 +168,13 @@ def _trainable(net):
 def _write_buffers(nets, network, buffer, momenta):
     if buffer is None:
         return
-    stacked = network.split(buffer)
-    for k, (net, momentum) in enumerate(zip(nets, momenta, strict=True)):
+    copies = network.unstack(network.split(buffer))
+    for net, momentum, buffers in zip(nets, momenta, copies, strict=True):
         if momentum:
-            for p, b in zip(_trainable(net), stacked, strict=True):
-                net.optimizer_.state[p]["momentum_buffer"] = b[k].clone()
+            for p, b in zip(_trainable(net), buffers, strict=True):
+                net.optimizer_.state[p]["momentum_buffer"] = b.clone(
+                    memory_format=torch.contiguous_format
+                )
 
 
 class StackedPlugins:
@@ -192,11 +189,7 @@ class StackedPlugins:
     def __init__(self, nets, network):
         self.network = network
         self.view = _StackedNet(network)
-        shapes = [
-            p.shape[1:]
-            for p, trainable in zip(network.params, network.trainable, strict=True)
-            if trainable
-        ]
+        shapes = [p.shape for p in _trainable(nets[0])]
         self.stacks = []
         per_net = [[p for p in net.plugins_ if stepping(p)] for net in nets]
         for plugins in zip(*per_net, strict=True):
@@ -206,9 +199,11 @@ class StackedPlugins:
                 if _parameter_shaped(value, shapes)
             ]
             for name in names:
-                setattr(stacked, name, [
-                    torch.stack(ts) for ts in zip(*(getattr(p, name) for p in plugins))
-                ])
+                setattr(
+                    stacked,
+                    name,
+                    network.stack_parameterwise([getattr(p, name) for p in plugins]),
+                )
             self.stacks.append((stacked, plugins, names))
 
     def notify(self, hook, step):
@@ -218,8 +213,9 @@ class StackedPlugins:
     def write_back(self):
         for stacked, plugins, names in self.stacks:
             for name in names:
-                for k, plugin in enumerate(plugins):
-                    setattr(plugin, name, [t[k].clone() for t in getattr(stacked, name)])
+                copies = self.network.unstack(getattr(stacked, name))
+                for plugin, tensors in zip(plugins, copies, strict=True):
+                    setattr(plugin, name, [t.contiguous().clone() for t in tensors])
 
 
 def stepping(plugin):

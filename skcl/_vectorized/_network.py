@@ -29,7 +29,8 @@ class StackedNetwork:
     order) of every copy along a new first dimension, and ``buffers`` the
     buffers likewise. A stack of :class:`skcl.modules.MLP` or of
     ``nn.Sequential`` of linear, elementwise, dropout and flatten layers
-    runs as batched matrix products (``torch.baddbmm``); any other module
+    runs as batched matrix products (``torch.baddbmm``, with the weights
+    stored transposed: see :meth:`stack`); any other module
     runs under ``torch.func.vmap`` of ``functional_call``. Dropout draws the
     masks the copies would draw alone: one mask shared by every copy from
     the global generator (``generators=None``, copies seeded alike, as
@@ -48,43 +49,70 @@ class StackedNetwork:
         base = modules[0]
         self.size = len(modules)
         self.names = [name for name, _ in base.named_parameters()]
-        self.trainable = [p.requires_grad for p in base.parameters()]
-        self.shapes = [p.shape for p in base.parameters() if p.requires_grad]
+        self.plan = _batched_plan(base)
+        if self.plan is None and generators is not None:
+            raise ValueError(
+                "differently seeded copies draw their own dropout masks, which "
+                "only the batched path of MLPs and nn.Sequential can do"
+            )
+        # The batched path keeps linear weights as (K, in, out): W.T per copy.
+        transposed = {
+            rows[0] for kind, _, rows in self.plan or () if kind == "linear"
+        }
+        trainable = [p.requires_grad for p in base.parameters()]
+        self._transposed = [i in transposed for i, t in enumerate(trainable) if t]
+        copies = [
+            [p.detach() for p in m.parameters() if p.requires_grad] for m in modules
+        ]
+        self.shapes = [self._stacked(i, p).shape for i, p in enumerate(copies[0])]
         self.sizes = [shape.numel() for shape in self.shapes]
         # The trainable parameters are views of one (K, P) tensor, so that
         # the optimizer steps every copy and parameter in a few operations.
-        self.flat = torch.cat(
-            [
-                torch.stack([p.detach().reshape(-1) for p in ps], dim=0)
-                for ps in zip(*(m.parameters() for m in modules), strict=True)
-                if ps[0].requires_grad
-            ],
-            dim=1,
-        )
+        self.flat = self.stack(copies)
         views = iter(self.split(self.flat))
         self.params = [
             next(views).requires_grad_()
-            if trainable
+            if t
             else torch.stack([p.detach() for p in ps])
-            for ps, trainable in zip(
+            for ps, t in zip(
                 zip(*(m.parameters() for m in modules), strict=True),
-                self.trainable,
+                trainable,
                 strict=True,
             )
         ]
-        self.buffer_names = [name for name, _ in base.named_buffers()]
         self.buffers = [
             torch.stack(list(bs)) for bs in zip(*(m.buffers() for m in modules))
         ]
         self.generators = generators
-        self.plan = _batched_plan(base)
         if self.plan is None:
-            if generators is not None:
-                raise ValueError(
-                    "differently seeded copies draw their own dropout masks, which "
-                    "only the batched path of MLPs and nn.Sequential can do"
-                )
             self._vmapped = _vmapped(base)
+
+    def _stacked(self, i, tensor):
+        """Trainable parameter ``i``'s ``tensor`` in the stacked layout."""
+        return tensor.transpose(-1, -2) if self._transposed[i] else tensor
+
+    def stack(self, copies):
+        """One ``(K, P)`` tensor of each copy's list of trainable-parameter tensors."""
+        return torch.stack(
+            [
+                torch.cat([self._stacked(i, t).reshape(-1) for i, t in enumerate(ts)])
+                for ts in copies
+            ]
+        )
+
+    def unstack(self, stacked):
+        """Each copy's list of tensors (module layout) of per-parameter ``(K, ...)``."""
+        return [
+            [self._stacked(i, t[k]) for i, t in enumerate(stacked)]
+            for k in range(self.size)
+        ]
+
+    def stack_parameterwise(self, copies):
+        """Per trainable parameter, the ``(K, ...)`` stack of the copies' tensors."""
+        return [
+            self._stacked(i, torch.stack(ts)).contiguous()
+            for i, ts in enumerate(zip(*copies, strict=True))
+        ]
 
     def split(self, flat):
         """Views of a ``(K, P)`` tensor as the trainable parameters ``(K, ...)``."""
@@ -144,23 +172,23 @@ class StackedNetwork:
     @torch.no_grad()
     def copy_to(self, modules):
         """Write each copy's parameters and buffers into ``modules``."""
+        trained = self.unstack(self.split(self.flat))
+        for module, params in zip(modules, trained, strict=True):
+            mine = (p for p in module.parameters() if p.requires_grad)
+            for p, value in zip(mine, params, strict=True):
+                p.copy_(value)
         for k, module in enumerate(modules):
-            for p, stacked in zip(module.parameters(), self.params, strict=True):
-                p.copy_(stacked[k])
             for b, stacked in zip(module.buffers(), self.buffers, strict=True):
                 b.copy_(stacked[k])
 
 
 def _linear(h, shared, weight, bias=None):
-    """``h @ W.T + b`` per copy: ``h`` is ``(n, in)`` (shared) or ``(K, n, in)``."""
+    """``h @ W + b`` per copy, ``W`` ``(K, in, out)``; ``h`` ``(n, in)`` if shared."""
     if shared:
-        K, out, width = weight.shape
-        flat = weight.reshape(K * out, width).T
-        h = h @ flat if bias is None else torch.addmm(bias.reshape(-1), h, flat)
-        return h.view(len(h), K, out).transpose(0, 1)
+        h = h.expand(len(weight), *h.shape)
     if bias is None:
-        return torch.bmm(h, weight.transpose(1, 2))
-    return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        return torch.bmm(h, weight)
+    return torch.baddbmm(bias.unsqueeze(1), h, weight)
 
 
 def _batched_plan(module):

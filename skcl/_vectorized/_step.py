@@ -28,10 +28,9 @@ class StackedQuadratic:
         """
         if not any(forms):
             return None, [None] * len(forms)
-        params = network.split(network.flat)
+        copies = network.unstack(network.split(network.flat))
         precisions, centres, errors = [], [], []
-        for k, copy_forms in enumerate(forms):
-            own = [p[k] for p in params]
+        for own, copy_forms in zip(copies, forms, strict=True):
             error = None
             if copy_forms:
                 try:
@@ -40,10 +39,10 @@ class StackedQuadratic:
                     error = caught
             if not copy_forms or error is not None:
                 precision = centre = [torch.zeros_like(p) for p in own]
-            precisions.append(torch.cat([t.reshape(-1) for t in precision]))
-            centres.append(torch.cat([t.reshape(-1) for t in centre]))
+            precisions.append(precision)
+            centres.append(centre)
             errors.append(error)
-        return cls(torch.stack(precisions), torch.stack(centres)), errors
+        return cls(network.stack(precisions), network.stack(centres)), errors
 
 
 class StackedSGD:
