@@ -105,11 +105,11 @@ def _caught(method, *args):
 def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask):
     """Train one epoch; return each copy's mean task loss ``(K,)``."""
     K, shared = network.size, order.dim() == 1
+    params = [p for p in network.params if p.requires_grad]
     losses = []
     for start in range(0, len(X), batch_size):
         rows = order[..., start : start + batch_size]
         Xb, yb = X[rows], y[rows]
-        params = [p for p in network.params if p.requires_grad]
         for p in params:
             p.grad = None
         logits = network(Xb, shared)
@@ -120,15 +120,17 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
         # The sum of the copies' mean losses: each copy's gradient is its own.
         (per_sample.sum() * (K / per_sample.numel())).backward()
         loss = per_sample.detach().view(K, -1).mean(1)
-        step = Step(Xb, yb, mask)
-        step.logits, step.loss = logits, loss
-        plugins.notify("after_task_backward", step)
-        sgd.step(
-            network.flatten(
-                [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-            )
-        )
-        plugins.notify("after_step", step)
+        step = None
+        if plugins.stacks:
+            step = Step(Xb, yb, mask)
+            step.logits, step.loss = logits, loss
+            plugins.notify("after_task_backward", step)
+        grads = [p.grad for p in params]
+        if any(g is None for g in grads):
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        sgd.step(network.flatten(grads))
+        if step is not None:
+            plugins.notify("after_step", step)
         losses.append(loss)
     return torch.stack(losses).mean(0)
 
