@@ -64,6 +64,7 @@ def train_together(
     momenta = [float(group["momentum"]) for group in groups]
     sgd = StackedSGD(
         network.flat,
+        network.sizes,
         [float(group["lr"]) for group in groups],
         momenta,
         _stacked_buffer(nets, network),
@@ -128,7 +129,7 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
         grads = [p.grad for p in params]
         if any(g is None for g in grads):
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-        sgd.step(network.flatten(grads))
+        sgd.step(grads)
         if step is not None:
             plugins.notify("after_step", step)
         losses.append(loss)

@@ -122,10 +122,6 @@ class StackedNetwork:
             for part, shape in zip(parts, self.shapes, strict=True)
         ]
 
-    def flatten(self, tensors):
-        """One ``(K, P)`` tensor of per-parameter ``(K, ...)`` tensors."""
-        return torch.cat([t.reshape(self.size, -1) for t in tensors], dim=1)
-
     @property
     def batched(self):
         """Whether the copies run as batched matrix products (not vmap)."""

@@ -5,6 +5,10 @@ import torch
 from ..penalties._implicit import fold_quadratics
 
 
+# Elements of one column block of the (K, P) tensors: 256 KiB of float32.
+_BLOCK_ELEMENTS = 65536
+
+
 def _per_copy(values, like):
     """``values`` (one per copy) as a ``(K, 1)`` tensor of ``like``'s dtype."""
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, 1)
@@ -51,13 +55,16 @@ class StackedSGD:
     Each copy steps with its own learning rate and momentum; a copy's
     quadratic penalties are added to its gradient (``implicit=False``) or
     applied as the implicit step of ``ImplicitQuadraticStep`` after the
-    optimizer's (``implicit=True``). Every tensor is ``(K, P)``: the copies'
-    trainable parameters side by side.
+    optimizer's (``implicit=True``). The state is ``(K, P)``: the copies'
+    trainable parameters side by side. A large network steps in column
+    blocks that fit the caches, each reading its tensors once.
 
     Parameters
     ----------
     params : Tensor
         The stacked parameters, updated in place.
+    sizes : list of int
+        The number of columns of each parameter, in order.
     lrs, momenta : list of float
         Each copy's learning rate and momentum.
     buffer : Tensor or None
@@ -66,37 +73,73 @@ class StackedSGD:
     implicit : bool
     """
 
-    def __init__(self, params, lrs, momenta, buffer, quadratic, implicit):
+    def __init__(self, params, sizes, lrs, momenta, buffer, quadratic, implicit):
         self.params = params
         self.lr = _per_copy(lrs, params)
         self.momentum = _per_copy(momenta, params) if any(momenta) else None
+        self.fresh = self.momentum is not None and buffer is None
+        if self.fresh:
+            buffer = torch.zeros_like(params)
         self.buffer = buffer
-        self.quadratic = quadratic
         self.implicit = implicit and quadratic is not None
+        self.explicit = quadratic is not None and not self.implicit
+        state = {"params": params, "buffer": buffer}
+        if quadratic is not None:
+            state.update(centre=quadratic.centre, precision=quadratic.precision)
         if self.implicit:
             # theta' = theta_t - q (theta_t - c), q = a / (1 + a), a = lr W;
             # the momentum buffer gets (theta - theta') / lr: the step's
             # direction plus q / lr (theta_t - c), the penalty's gradient at
             # theta', as ImplicitQuadraticStep does. A copy without a
             # quadratic (zero precision) keeps its parameters and buffer.
-            self.shrink = (1 + (self.lr * quadratic.precision).reciprocal()).reciprocal()
-            self.shrink_over_lr = self.shrink / self.lr
+            shrink = (1 + (self.lr * quadratic.precision).reciprocal()).reciprocal()
+            state.update(shrink=shrink, shrink_over_lr=shrink / self.lr)
+        K, P = params.shape
+        self.whole = K * P <= _BLOCK_ELEMENTS
+        width = P if self.whole else max(1, _BLOCK_ELEMENTS // K)
+        spans = [(None, slice(0, P), None)] if self.whole else _spans(sizes, width)
+        self.blocks = [
+            (i, own, {k: None if v is None else v[:, flat] for k, v in state.items()})
+            for i, flat, own in spans
+        ]
 
     @torch.no_grad()
-    def step(self, grad):
-        """Step every copy with the gradient ``grad`` of its task loss."""
-        params, quadratic = self.params, self.quadratic
-        if quadratic is not None and not self.implicit:
-            grad.addcmul_(quadratic.precision, params - quadratic.centre)
+    def step(self, grads):
+        """Step every copy with the gradients ``grads`` (per parameter, ``(K, ...)``)."""
+        K = len(self.params)
+        if self.whole:
+            flat = torch.cat([g.reshape(K, -1) for g in grads], dim=1)
+        else:
+            flat = [g.reshape(K, -1) for g in grads]
+        for i, columns, state in self.blocks:
+            self._step(state, flat if i is None else flat[i][:, columns])
+        self.fresh = False
+
+    def _step(self, state, grad):
+        params = state["params"]
+        if self.explicit:
+            grad.addcmul_(state["precision"], params - state["centre"])
         if self.momentum is None:
             direction = grad
-        elif self.buffer is None:
-            self.buffer = direction = grad.clone()
+        elif self.fresh:
+            direction = state["buffer"].copy_(grad)
         else:
-            direction = self.buffer.mul_(self.momentum).add_(grad)
+            direction = state["buffer"].mul_(self.momentum).add_(grad)
         params.addcmul_(direction, self.lr, value=-1.0)
         if self.implicit:
-            offsets = params - quadratic.centre
-            params.addcmul_(self.shrink, offsets, value=-1.0)
+            offsets = params - state["centre"]
+            params.addcmul_(state["shrink"], offsets, value=-1.0)
             if self.momentum is not None:
-                self.buffer.addcmul_(self.shrink_over_lr, offsets)
+                direction.addcmul_(state["shrink_over_lr"], offsets)
+
+
+def _spans(sizes, width):
+    """Blocks of at most ``width`` columns: ``(parameter, columns in the
+    (K, P) tensors, columns in the parameter's)``."""
+    spans, start = [], 0
+    for i, size in enumerate(sizes):
+        for lo in range(0, size, width):
+            hi = min(lo + width, size)
+            spans.append((i, slice(start + lo, start + hi), slice(lo, hi)))
+        start += size
+    return spans
