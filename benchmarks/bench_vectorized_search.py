@@ -53,7 +53,9 @@ def compare(name, clf, grid, X, y, task_id, repeats):
     times = {False: [], "auto": []}
     for _ in range(repeats):
         for vectorize in times:
-            seconds, search = timed_search(clf, grid, X, y, task_id, vectorize=vectorize)
+            seconds, search = timed_search(
+                clf, grid, X, y, task_id, vectorize=vectorize
+            )
             times[vectorize].append(seconds)
             if vectorize == "auto":
                 vectorized = search
@@ -123,7 +125,9 @@ def main():
         else:
             n = args.mnist_samples
             Xm, ym, tm = make_permuted_stream(
-                mnist.X_train[:n], mnist.y_train[:n], n_tasks=args.mnist_tasks,
+                mnist.X_train[:n],
+                mnist.y_train[:n],
+                n_tasks=args.mnist_tasks,
                 random_state=0,
             )
             big = clf.set_params(module__hidden_sizes=(256, 256))

@@ -76,6 +76,13 @@ def build_parser():
         default=3,
         help="number of seeds, each drawing its own tasks (default: 3)",
     )
+    bench.add_argument(
+        "--stream-seed",
+        type=int,
+        help="draw the tasks once with this seed for every seed, which then "
+        "varies only the initialization and sample order; a strategy's seeds "
+        "then train together as one stacked network where they can",
+    )
     bench.add_argument("--lr", type=_positive(float))
     bench.add_argument("--lr-decay", type=_positive(float))
     bench.add_argument("--batch-size", type=_positive(int))
@@ -127,15 +134,11 @@ def main(argv=None):
 
 def _benchmark(args):
     import torch
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
 
     from ._benchmark import (
         cached_stream,
         format_divergences,
         format_table,
-        run_in_worker,
-        run_strategy,
         summarize,
         write_files,
         write_plots,
@@ -152,57 +155,36 @@ def _benchmark(args):
     if overrides["hidden"] is not None:
         overrides["hidden"] = tuple(overrides["hidden"])
     start = time.perf_counter()
-    stream = cached_stream(**stream_args, seed=0)
-    # Seed-major, so that each process draws each seed's stream once.
-    runs = [
-        (
+    stream = cached_stream(**stream_args, seed=args.stream_seed or 0)
+    params = {
+        strategy: strategy_params(
             strategy,
-            strategy_params(
-                strategy,
-                stream.regime,
-                overrides,
-                n_tasks=stream.n_tasks,
-                n_classes=len(stream.classes),
-            ),
-            seed,
+            stream.regime,
+            overrides,
+            n_tasks=stream.n_tasks,
+            n_classes=len(stream.classes),
         )
-        for seed in range(args.seeds)
         for strategy in args.strategies
-    ]
+    }
     print(
         f"{stream.name}: {stream.n_tasks} tasks, {len(args.strategies)} strategies, "
         f"{args.seeds} seed(s)",
         flush=True,
     )
-    if args.n_jobs == 1:
-        results = []
-        for strategy, params, seed in runs:
-            stream = cached_stream(**stream_args, seed=seed)
-            joint = strategy.startswith("joint")
-            total = params["max_epochs"] if joint else stream.n_tasks
-            with tqdm(
-                total=total,
-                desc=f"{strategy} (seed {seed})",
-                disable=args.quiet,
-                leave=False,
-            ) as bar:
-                results.append(
-                    run_strategy(stream, strategy, params, seed, progress=bar.update)
-                )
+    if args.stream_seed is None:
+        if args.seeds > 1:
+            print(
+                "Each seed draws its own tasks, so the seeds train one by one "
+                "(--stream-seed shares one stream and trains them together).",
+                flush=True,
+            )
+        results = _run_seeds_apart(args, stream_args, params)
     else:
-        jobs = Parallel(n_jobs=args.n_jobs, return_as="generator")(
-            delayed(run_in_worker)(stream_args, *run) for run in runs
-        )
-        with warnings.catch_warnings():
-            # loky restarts a worker whose memory grew by a new seed's stream.
-            warnings.filterwarnings("ignore", "A worker stopped", UserWarning)
-            results = list(tqdm(jobs, total=len(runs), desc="runs", disable=args.quiet))
+        results = _run_seeds_together(args, stream_args, params)
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
-    divergences = format_divergences(
-        results, {strategy: params for strategy, params, _ in runs}
-    )
+    divergences = format_divergences(results, params)
     if divergences:
         print(divergences)
     config = {
@@ -220,6 +202,85 @@ def _benchmark(args):
     for path in paths:
         print(f"  {path}")
     return 0
+
+
+def _run_seeds_apart(args, stream_args, params):
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from ._benchmark import cached_stream, run_in_worker, run_strategy
+
+    # Seed-major, so that each process draws each seed's stream once.
+    runs = [
+        (strategy, params[strategy], seed)
+        for seed in range(args.seeds)
+        for strategy in args.strategies
+    ]
+    if args.n_jobs == 1:
+        results = []
+        for strategy, strategy_params, seed in runs:
+            stream = cached_stream(**stream_args, seed=seed)
+            joint = strategy.startswith("joint")
+            total = strategy_params["max_epochs"] if joint else stream.n_tasks
+            with tqdm(
+                total=total,
+                desc=f"{strategy} (seed {seed})",
+                disable=args.quiet,
+                leave=False,
+            ) as bar:
+                results.append(
+                    run_strategy(
+                        stream, strategy, strategy_params, seed, progress=bar.update
+                    )
+                )
+        return results
+    jobs = Parallel(n_jobs=args.n_jobs, return_as="generator")(
+        delayed(run_in_worker)(stream_args, *run) for run in runs
+    )
+    with warnings.catch_warnings():
+        # loky restarts a worker whose memory grew by a new seed's stream.
+        warnings.filterwarnings("ignore", "A worker stopped", UserWarning)
+        return list(tqdm(jobs, total=len(runs), desc="runs", disable=args.quiet))
+
+
+def _run_seeds_together(args, stream_args, params):
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from ._benchmark import cached_stream, run_seeds_in_worker, run_seeds_together
+
+    seeds = list(range(args.seeds))
+    if args.n_jobs == 1:
+        stream = cached_stream(**stream_args, seed=args.stream_seed)
+        groups = []
+        for strategy in args.strategies:
+            with tqdm(
+                total=stream.n_tasks,
+                desc=f"{strategy} ({len(seeds)} seeds)",
+                disable=args.quiet,
+                leave=False,
+            ) as bar:
+                groups.append(
+                    run_seeds_together(
+                        stream, strategy, params[strategy], seeds, progress=bar.update
+                    )
+                )
+    else:
+        jobs = Parallel(n_jobs=args.n_jobs, return_as="generator")(
+            delayed(run_seeds_in_worker)(
+                stream_args, strategy, params[strategy], seeds, args.stream_seed
+            )
+            for strategy in args.strategies
+        )
+        groups = list(
+            tqdm(
+                jobs, total=len(args.strategies), desc="strategies", disable=args.quiet
+            )
+        )
+    for strategy, (_, reason) in zip(args.strategies, groups, strict=True):
+        if reason is not None and len(seeds) > 1:
+            print(f"{strategy}: the seeds trained one by one: {reason}.", flush=True)
+    return [result for results, _ in groups for result in results]
 
 
 def _jsonable(value):

@@ -12,7 +12,7 @@ from skcl._vectorized import _fit as vectorized_fit
 from skcl._vectorized import fit_together
 from skcl._vectorized._network import StackedNetwork
 from skcl.modules import MLP
-from skcl.penalties import EWC, L2, SI, LwF, MAS
+from skcl.penalties import EWC, L2, MAS, SI, LwF
 from skcl.replay import ER
 
 
@@ -89,9 +89,7 @@ def _assert_same(together, alone, atol=1e-10):
         assert a.tasks_ == b.tasks_
 
 
-@pytest.mark.parametrize(
-    "module", [_sequential, Custom], ids=["batched", "vmap"]
-)
+@pytest.mark.parametrize("module", [_sequential, Custom], ids=["batched", "vmap"])
 def test_grid_with_dropout_momentum_decay_and_ewc_equals_alone(stream, module):
     X, y, t = stream
     base = _base(module=module().double())
@@ -150,9 +148,7 @@ def test_candidates_with_different_penalties_share_the_network(stream):
 
 
 @pytest.mark.parametrize("module", ["mlp", "sequential"])
-def test_differently_seeded_candidates_draw_their_own_batches_and_masks(
-    stream, module
-):
+def test_differently_seeded_candidates_draw_their_own_batches_and_masks(stream, module):
     X, y, t = stream
     params = (
         dict(module=MLP, module__hidden_sizes=(24,), module__dropout=0.3)
@@ -188,15 +184,16 @@ def test_a_diverging_candidate_fails_alone(stream):
         clone(base).set_params(**grid[1]).fit(X, y, task_id=t)
     assert isinstance(together[1], FloatingPointError)
     assert str(together[1]) == str(alone_error.value)
-    _assert_same(
-        [together[0], together[2]], _alone(base, [grid[0], grid[2]], X, y, t)
-    )
+    _assert_same([together[0], together[2]], _alone(base, [grid[0], grid[2]], X, y, t))
 
 
 @pytest.mark.parametrize(
     "params, reason",
     [
-        (dict(callbacks=[("noop", __import__("skorch").callbacks.Callback())]), "callbacks"),
+        (
+            dict(callbacks=[("noop", __import__("skorch").callbacks.Callback())]),
+            "callbacks",
+        ),
         (dict(replay=ER(memory_size=20)), "replay strategy ER"),
         (dict(optimizer=torch.optim.Adam), "optimizer is Adam"),
         (dict(penalty=LwF()), "penalty LwF acts at every step (loss)"),

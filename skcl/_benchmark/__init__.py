@@ -11,7 +11,13 @@ from ._report import (
     write_files,
     write_plots,
 )
-from ._runner import cached_stream, run_in_worker, run_strategy
+from ._runner import (
+    cached_stream,
+    run_in_worker,
+    run_seeds_in_worker,
+    run_seeds_together,
+    run_strategy,
+)
 from ._streams import STREAMS, load_stream, regime_of
 
 __all__ = [
@@ -25,6 +31,8 @@ __all__ = [
     "load_stream",
     "regime_of",
     "run_in_worker",
+    "run_seeds_in_worker",
+    "run_seeds_together",
     "run_strategy",
     "strategy_params",
     "summarize",

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .._classifier import ContinualClassifier
+from .._vectorized import fit_together
 from ..metrics import (
     accuracy_matrix,
     average_accuracy,
@@ -51,19 +52,7 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
     try:
         return _run(stream, strategy, params, seed, progress, where)
     except FloatingPointError as error:
-        metrics = dict.fromkeys(
-            ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
-        )
-        return dict(
-            strategy=strategy,
-            seed=seed,
-            R=None,
-            seconds=None,
-            diverged=True,
-            diverged_task=where["task"],
-            error=str(error),
-            **metrics,
-        )
+        return _diverged(strategy, seed, where["task"], error)
 
 
 def _run(stream, strategy, params, seed, progress, where):
@@ -103,13 +92,21 @@ def _run(stream, strategy, params, seed, progress, where):
             seconds += time.perf_counter() - start
             if progress is not None:
                 progress()
-        R = accuracy_matrix(clf, stream.X_test, stream.y_test, stream.t_test)
-        metrics = dict(
-            average_accuracy=average_accuracy(R),
-            forgetting=forgetting(R),
-            backward_transfer=backward_transfer(R),
-            learning_accuracy=learning_accuracy(R),
-        )
+        R, metrics = _scores(clf, stream)
+    return _result(strategy, seed, R, seconds, metrics)
+
+
+def _scores(clf, stream):
+    R = accuracy_matrix(clf, stream.X_test, stream.y_test, stream.t_test)
+    return R, dict(
+        average_accuracy=average_accuracy(R),
+        forgetting=forgetting(R),
+        backward_transfer=backward_transfer(R),
+        learning_accuracy=learning_accuracy(R),
+    )
+
+
+def _result(strategy, seed, R, seconds, metrics):
     return dict(
         strategy=strategy,
         seed=seed,
@@ -120,6 +117,78 @@ def _run(stream, strategy, params, seed, progress, where):
         error=None,
         **metrics,
     )
+
+
+def _diverged(strategy, seed, task, error):
+    metrics = dict.fromkeys(
+        ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
+    )
+    return dict(
+        strategy=strategy,
+        seed=seed,
+        R=None,
+        seconds=None,
+        diverged=True,
+        diverged_task=task,
+        error=str(error),
+        **metrics,
+    )
+
+
+def run_seeds_together(stream, strategy, params, seeds, *, progress=None):
+    """Train ``strategy`` with each of ``seeds`` on one shared ``stream``.
+
+    The seeds (initialization and sample order) of a sequential strategy
+    train as one stacked network when they can
+    (:func:`skcl._vectorized.fit_together`), task after task; each run's
+    ``seconds`` is its share of the group's training time.
+
+    Returns
+    -------
+    results : list of dict
+        One per seed, as :func:`run_strategy` returns.
+    reason : str or None
+        Why the seeds trained one by one, or None if they trained together.
+    """
+    if strategy.startswith("joint"):
+        results = [run_strategy(stream, strategy, params, seed) for seed in seeds]
+        return results, "the joint strategies train once on the union of the tasks"
+    clfs = {
+        seed: ContinualClassifier(
+            **params,
+            classes=stream.classes,
+            multi_head=stream.multi_head,
+            random_state=seed,
+        )
+        for seed in seeds
+    }
+    seconds, failed, reasons = dict.fromkeys(seeds, 0.0), {}, set()
+    for k in range(stream.n_tasks):
+        X, y = stream.task(k)
+        alive = [seed for seed in seeds if seed not in failed]
+        start = time.perf_counter()
+        outcomes, reason = fit_together(
+            [clfs[seed] for seed in alive], X, y, np.full(len(y), k), partial=True
+        )
+        elapsed = (time.perf_counter() - start) / max(1, len(alive))
+        reasons.add(reason)
+        for seed, outcome in zip(alive, outcomes, strict=True):
+            seconds[seed] += elapsed
+            if isinstance(outcome, FloatingPointError):
+                failed[seed] = (k, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        if progress is not None:
+            progress()
+    results = []
+    for seed in seeds:
+        if seed in failed:
+            results.append(_diverged(strategy, seed, *failed[seed]))
+            continue
+        R, metrics = _scores(clfs[seed], stream)
+        results.append(_result(strategy, seed, R, seconds[seed], metrics))
+    reasons.discard(None)
+    return results, (sorted(reasons)[0] if reasons else None)
 
 
 def _train_jointly(clf, stream, seed, progress, budget):
@@ -164,6 +233,13 @@ def run_in_worker(stream_args, strategy, params, seed):
     torch.set_num_threads(1)
     stream = cached_stream(**stream_args, seed=seed)
     return run_strategy(stream, strategy, params, seed)
+
+
+def run_seeds_in_worker(stream_args, strategy, params, seeds, stream_seed):
+    """Run in a joblib worker: :func:`run_seeds_together` on one thread."""
+    torch.set_num_threads(1)
+    stream = cached_stream(**stream_args, seed=stream_seed)
+    return run_seeds_together(stream, strategy, params, seeds)
 
 
 _STREAMS = {}

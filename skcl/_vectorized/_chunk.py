@@ -79,7 +79,15 @@ def train_together(
         for net in nets:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
         losses = _train_epoch(
-            network, sgd, plugins, criterion, X, y, orders.draw(), batch_size, output_mask
+            network,
+            sgd,
+            plugins,
+            criterion,
+            X,
+            y,
+            orders.draw(),
+            batch_size,
+            output_mask,
         )
         network.copy_to([net.module_ for net in nets])
         for k, net in enumerate(nets):
@@ -128,7 +136,10 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
             plugins.notify("after_task_backward", step)
         grads = [p.grad for p in params]
         if any(g is None for g in grads):
-            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+            grads = [
+                torch.zeros_like(p) if g is None else g
+                for p, g in zip(params, grads, strict=True)
+            ]
         sgd.step(grads)
         if step is not None:
             plugins.notify("after_step", step)
@@ -150,14 +161,20 @@ class _Orders:
 def _stacked_buffer(nets, network):
     """The nets' momentum buffers as one ``(K, P)`` tensor (zeros for none), or None."""
     buffers = [
-        [net.optimizer_.state.get(p, {}).get("momentum_buffer") for p in _trainable(net)]
+        [
+            net.optimizer_.state.get(p, {}).get("momentum_buffer")
+            for p in _trainable(net)
+        ]
         for net in nets
     ]
     if all(b is None for per_net in buffers for b in per_net):
         return None
     return network.stack(
         [
-            [torch.zeros_like(p) if b is None else b for p, b in zip(_trainable(net), bs)]
+            [
+                torch.zeros_like(p) if b is None else b
+                for p, b in zip(_trainable(net), bs, strict=True)
+            ]
             for net, bs in zip(nets, buffers, strict=True)
         ]
     )
@@ -198,7 +215,8 @@ class StackedPlugins:
         for plugins in zip(*per_net, strict=True):
             stacked = copy.copy(plugins[0])
             names = [
-                name for name, value in vars(plugins[0]).items()
+                name
+                for name, value in vars(plugins[0]).items()
                 if _parameter_shaped(value, shapes)
             ]
             for name in names:

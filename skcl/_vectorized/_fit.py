@@ -15,6 +15,7 @@ STACK_BYTES = 2**30
 # What the stacked path runs instead of fit: a subclass must not change them.
 _TRAINING_METHODS = (
     "fit",
+    "partial_fit",
     "_fit",
     "_start_fit",
     "_train_task",
@@ -44,16 +45,12 @@ def stacking_key(estimator):
             "own memory at every step, which the stacked loop does not do"
         )
     if params["optimizer"] is not torch.optim.SGD:
-        return None, (
-            f"its optimizer is {getattr(params['optimizer'], '__name__', params['optimizer'])}"
-            "; only torch.optim.SGD is stacked"
-        )
+        name = getattr(params["optimizer"], "__name__", params["optimizer"])
+        return None, f"its optimizer is {name}; only torch.optim.SGD is stacked"
     stepping_types = []
     for plugin in estimator._penalty_list():
         hooks = stepping(plugin)
-        if hooks and not (
-            plugin._stackable_steps and set(hooks) <= set(STACKED_HOOKS)
-        ):
+        if hooks and not (plugin._stackable_steps and set(hooks) <= set(STACKED_HOOKS)):
             return None, (
                 f"its penalty {type(plugin).__name__} acts at every step "
                 f"({', '.join(hooks)})"
@@ -71,16 +68,20 @@ def stacking_key(estimator):
 
 def differences(key, other):
     """Name the parameters in which two stacking keys differ."""
-    return sorted(name for name in key.keys() | other.keys() if key.get(name) != other.get(name))
+    return sorted(
+        name for name in key.keys() | other.keys() if key.get(name) != other.get(name)
+    )
 
 
-def fit_together(estimators, X, y, task_id=None):
+def fit_together(estimators, X, y, task_id=None, *, partial=False):
     """Fit ``estimators`` on one stream, stacked when they can share a network.
 
     Estimators with equal :func:`stacking_key` train as one stacked network
     (in parts of at most ``STACK_BYTES``), each ending as its own ``fit``
-    would leave it; otherwise, or when the network or optimizer turns out
-    not to stack, each is fitted alone.
+    (``partial_fit`` with ``partial=True``) would leave it; otherwise, or
+    when the network or optimizer turns out not to stack, each is fitted
+    alone. An estimator whose training fails is left as the failure left
+    it, not rolled back: discard it.
 
     Returns
     -------
@@ -99,15 +100,16 @@ def fit_together(estimators, X, y, task_id=None):
         if changed:
             reason = f"the candidates differ in {', '.join(changed)}"
     if reason is None:
-        reason, outcomes = _Group(estimators).fit(X, y, task_id)
+        reason, outcomes = _Group(estimators).fit(X, y, task_id, partial)
         if reason is None:
             return outcomes, None
-    return [_fit_alone(e, X, y, task_id) for e in estimators], reason
+    return [_fit_alone(e, X, y, task_id, partial) for e in estimators], reason
 
 
-def _fit_alone(estimator, X, y, task_id):
+def _fit_alone(estimator, X, y, task_id, partial):
     try:
-        return estimator.fit(X, y, task_id=task_id)
+        fit = estimator.partial_fit if partial else estimator.fit
+        return fit(X, y, task_id=task_id)
     except Exception as error:
         return error
 
@@ -118,19 +120,23 @@ class _Group:
     def __init__(self, estimators):
         self.estimators = estimators
 
-    def fit(self, X, y, task_id):
+    def fit(self, X, y, task_id, partial):
         """Return ``(reason, outcomes)``: a reason not to stack, or the outcomes."""
         outcomes, chunks = [], None
         for estimator in self.estimators:
             try:
-                _, _, estimator_chunks = estimator._start_fit(X, y, task_id, None, True)
+                _, _, estimator_chunks = estimator._start_fit(
+                    X, y, task_id, None, not partial
+                )
             except Exception as error:
                 outcomes.append(error)
                 continue
             outcomes.append(None)
             if chunks is None:
                 chunks = list(estimator_chunks)
-        fitted = [e for e, o in zip(self.estimators, outcomes, strict=True) if o is None]
+        fitted = [
+            e for e, o in zip(self.estimators, outcomes, strict=True) if o is None
+        ]
         if not fitted:
             return None, outcomes
         reason = _runtime_reason(fitted, chunks[0][0][0])
@@ -144,7 +150,8 @@ class _Group:
                 alive = [e for e in part if errors[id(e)] is None]
                 if not alive:
                     break
-                for e, error in zip(alive, _train_chunk(alive, X_c, y_c, labels, task)):
+                errors_now = _train_chunk(alive, X_c, y_c, labels, task)
+                for e, error in zip(alive, errors_now, strict=True):
                     errors[id(e)] = error
             for e in part:
                 outcomes[self.estimators.index(e)] = errors[id(e)] or e
@@ -157,7 +164,9 @@ def _train_chunk(estimators, X, y, labels, task):
     seeds = [seed for seed, _ in opened]
     steps = [step for _, step in opened]
     shared = len(set(seeds)) == 1
-    generators = [torch.Generator().manual_seed(s) for s in seeds[: 1 if shared else None]]
+    generators = [
+        torch.Generator().manual_seed(s) for s in seeds[: 1 if shared else None]
+    ]
     masks = None if shared else [torch.Generator().manual_seed(s) for s in seeds]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
@@ -205,7 +214,8 @@ def _runtime_reason(estimators, X):
             return f"its SGD sets {', '.join(changed)}"
         criterion = net.criterion_
         if type(criterion) not in (nn.CrossEntropyLoss, nn.MSELoss) or (
-            criterion.reduction != "mean" or getattr(criterion, "weight", None) is not None
+            criterion.reduction != "mean"
+            or getattr(criterion, "weight", None) is not None
         ):
             return "its criterion is not an unweighted mean cross-entropy or MSE"
     seeds_differ = len({e._rng.get_state()[1].tobytes() for e in estimators}) > 1
@@ -234,7 +244,10 @@ def _draws_random(module, X):
             module(X[:2])
         drew = not torch.equal(cpu, torch.get_rng_state()) or (
             cuda is not None
-            and any(not torch.equal(a, b) for a, b in zip(cuda, torch.cuda.get_rng_state_all()))
+            and any(
+                not torch.equal(a, b)
+                for a, b in zip(cuda, torch.cuda.get_rng_state_all(), strict=True)
+            )
         )
     finally:
         module.train(training)

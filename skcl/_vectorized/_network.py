@@ -56,9 +56,7 @@ class StackedNetwork:
                 "only the batched path of MLPs and nn.Sequential can do"
             )
         # The batched path keeps linear weights as (K, in, out): W.T per copy.
-        transposed = {
-            rows[0] for kind, _, rows in self.plan or () if kind == "linear"
-        }
+        transposed = {rows[0] for kind, _, rows in self.plan or () if kind == "linear"}
         trainable = [p.requires_grad for p in base.parameters()]
         self._transposed = [i in transposed for i, t in enumerate(trainable) if t]
         copies = [
@@ -71,9 +69,7 @@ class StackedNetwork:
         self.flat = self.stack(copies)
         views = iter(self.split(self.flat))
         self.params = [
-            next(views).requires_grad_()
-            if t
-            else torch.stack([p.detach() for p in ps])
+            next(views).requires_grad_() if t else torch.stack([p.detach() for p in ps])
             for ps, t in zip(
                 zip(*(m.parameters() for m in modules), strict=True),
                 trainable,
@@ -81,7 +77,8 @@ class StackedNetwork:
             )
         ]
         self.buffers = [
-            torch.stack(list(bs)) for bs in zip(*(m.buffers() for m in modules))
+            torch.stack(list(bs))
+            for bs in zip(*(m.buffers() for m in modules), strict=True)
         ]
         self.generators = generators
         if self.plan is None:
@@ -161,7 +158,10 @@ class StackedNetwork:
             noise = h.new_empty(shape).bernoulli_(1 - p)
         else:
             noise = torch.stack(
-                [h.new_empty(shape).bernoulli_(1 - p, generator=g) for g in self.generators]
+                [
+                    h.new_empty(shape).bernoulli_(1 - p, generator=g)
+                    for g in self.generators
+                ]
             )
         return h * noise.div_(1 - p)
 
@@ -231,7 +231,7 @@ def _vmapped(base):
     buffer_names = [name for name, _ in base.named_buffers()]
 
     def forward(params, buffers, X):
-        state = {**dict(zip(names, params)), **dict(zip(buffer_names, buffers))}
+        state = dict(zip([*names, *buffer_names], [*params, *buffers], strict=True))
         return functional_call(base, state, (X,))
 
     shared_forward = vmap(forward, in_dims=(0, 0, None), randomness="same")

@@ -4,7 +4,6 @@ import torch
 
 from ..penalties._implicit import fold_quadratics
 
-
 # Elements of one column block of the (K, P) tensors: 256 KiB of float32.
 _BLOCK_ELEMENTS = 65536
 
@@ -105,7 +104,7 @@ class StackedSGD:
 
     @torch.no_grad()
     def step(self, grads):
-        """Step every copy with the gradients ``grads`` (per parameter, ``(K, ...)``)."""
+        """Step every copy with its task loss's gradients ``grads`` ``(K, ...)``."""
         K = len(self.params)
         if self.whole:
             flat = torch.cat([g.reshape(K, -1) for g in grads], dim=1)

@@ -12,7 +12,7 @@ already fitted estimator; ``evaluate_candidates`` then runs on placeholders
 
 import time
 
-from joblib import Parallel, delayed
+from joblib import delayed
 from sklearn.base import clone
 from sklearn.model_selection._validation import (
     _fit_and_score,
@@ -52,16 +52,19 @@ def plan_groups(estimator, candidate_params, routed_fit_params):
             groups.append([i])
         else:
             group.append(i)
-    largest = max(groups, key=len)
     for group in groups:
-        if len(group) == 1 and group[0] not in reasons:
-            i = group[0]
-            reasons[i] = (
-                "it differs from every other candidate in a parameter that builds "
-                f"or trains the network ({', '.join(differences(keys[largest[0]], keys[i]))})"
-                if group is not largest
-                else "no other candidate shares its network"
-            )
+        i = group[0]
+        if len(group) > 1 or i in reasons:
+            continue
+        other = next(
+            (j for j, key in enumerate(keys) if j != i and key is not None), None
+        )
+        reasons[i] = (
+            "it is the only candidate"
+            if other is None
+            else "it differs from the other candidates in a parameter that builds "
+            f"or trains the network ({', '.join(differences(keys[other], keys[i]))})"
+        )
     return groups, reasons
 
 

@@ -80,9 +80,7 @@ def test_two_workers_give_the_same_results(stream):
     clf = _classifier(torch.float64)
     grid = {"lr": [0.02, 0.08], "penalty__lam": [1.0, 100.0]}
     searches = [
-        RegimeSearchCV(clf, grid, cv=3, n_jobs=n_jobs, refit=False).fit(
-            X, y, task_id=t
-        )
+        RegimeSearchCV(clf, grid, cv=3, n_jobs=n_jobs, refit=False).fit(X, y, task_id=t)
         for n_jobs in (2, 1)
     ]
     _compare(*searches, 1e-9)
@@ -97,16 +95,14 @@ def test_incompatible_candidates_train_alone_with_the_reason(stream):
         {"lr": [0.05], "replay": [ER(memory_size=30)]},
     ]
     searches = [
-        RegimeSearchCV(clf, grid, cv=2, refit=False, vectorize=v).fit(
-            X, y, task_id=t
-        )
+        RegimeSearchCV(clf, grid, cv=2, refit=False, vectorize=v).fit(X, y, task_id=t)
         for v in ("auto", False)
     ]
     _compare(*searches, 1e-6)
     results = searches[0].cv_results_
     assert results["vectorized_group"].tolist() == [0, 0, -1, -1]
     assert results["vectorize_fallback"][2] == (
-        "it differs from every other candidate in a parameter that builds or "
+        "it differs from the other candidates in a parameter that builds or "
         "trains the network (batch_size)"
     )
     assert "replay strategy ER" in results["vectorize_fallback"][3]
@@ -158,9 +154,9 @@ def test_devices_are_given_per_group(stream):
     X, y, t = stream
     clf = _classifier(torch.float64)
     grid = [{"lr": [0.02, 0.08]}, {"lr": [0.05], "batch_size": [20]}]
-    search = RegimeSearchCV(
-        clf, grid, cv=2, refit=False, devices=["cpu", "cpu:0"]
-    ).fit(X, y, task_id=t)
+    search = RegimeSearchCV(clf, grid, cv=2, refit=False, devices=["cpu", "cpu:0"]).fit(
+        X, y, task_id=t
+    )
     assert search.cv_results_["device"].tolist() == ["cpu", "cpu", "cpu:0"]
 
 
@@ -170,4 +166,11 @@ def test_tasks_are_balanced_over_the_workers():
     tasks = balanced_tasks(groups, 5, 2)
     assert tasks[:4] == [(groups[0], s) for s in range(4)]
     assert tasks[4:] == [([0, 2, 4, 6], 4), ([1, 3, 5, 7], 4)]
-    assert balanced_tasks([[0], [1]], 3, 1) == [([0], 0), ([0], 1), ([0], 2), ([1], 0), ([1], 1), ([1], 2)]
+    assert balanced_tasks([[0], [1]], 3, 1) == [
+        ([0], 0),
+        ([0], 1),
+        ([0], 2),
+        ([1], 0),
+        ([1], 1),
+        ([1], 2),
+    ]
