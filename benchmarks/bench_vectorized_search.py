@@ -11,10 +11,14 @@ timed in one run on one torch thread per process:
   ``--mnist-samples`` images), MLP 784-256-256-10, batch 10 (skipped when
   MNIST is not in ``--data-home``);
 - ``jobs-2``: ``digits-8`` vectorized with ``n_jobs=2`` (joblib's process
-  pool, workers started by a first search) against ``n_jobs=1``.
+  pool, workers started by a first search) against ``n_jobs=1``, the whole
+  search and without its refit (one candidate trained alone on the whole
+  stream after the parallel part, the same in both).
 
-Every vectorized search must give the scores of the unvectorized one (float32:
-within 0.01; the largest difference is printed). Run it on a quiet machine
+The largest difference between the vectorized and unvectorized scores is
+printed, and for ``digits-8`` the difference that float32 rounding alone makes
+(the unvectorized search with two torch threads against one). Run it on a
+quiet machine
 (check ``uptime``):
 
     python benchmarks/bench_vectorized_search.py
@@ -38,7 +42,7 @@ TARGETS = {"digits-8": 0.3, "digits-16": 0.2, "mnist-8": 0.8}
 
 
 def timed_search(clf, grid, X, y, task_id, **params):
-    search = RegimeSearchCV(clf, grid, cv=3, n_threads=1, **params)
+    search = RegimeSearchCV(clf, grid, cv=3, **{"n_threads": 1, **params})
     start = time.perf_counter()
     search.fit(X, y, task_id=task_id)
     return time.perf_counter() - start, search
@@ -49,7 +53,7 @@ def largest_difference(a, b):
     return max(np.max(np.abs(a.cv_results_[k] - b.cv_results_[k])) for k in keys)
 
 
-def compare(name, clf, grid, X, y, task_id, repeats):
+def compare(name, clf, grid, X, y, task_id, repeats, noise=False):
     times = {False: [], "auto": []}
     for _ in range(repeats):
         for vectorize in times:
@@ -72,18 +76,35 @@ def compare(name, clf, grid, X, y, task_id, repeats):
         f"largest score difference {largest_difference(vectorized, alone):.4f}, same "
         f"best: {vectorized.best_params_ == alone.best_params_}"
     )
+    if noise:
+        # How far float32 rounding alone moves these scores: the unvectorized
+        # search again, its matrix products split over two threads.
+        _, two_threads = timed_search(
+            clf, grid, X, y, task_id, vectorize=False, n_threads=2
+        )
+        print(
+            f"{'':10s} unvectorized with 2 torch threads against 1: largest score "
+            f"difference {largest_difference(two_threads, alone):.4f}"
+        )
 
 
 def two_jobs(clf, grid, X, y, task_id, repeats):
     timed_search(clf, grid, X, y, task_id, n_jobs=2)  # starts the workers
-    one = min(timed_search(clf, grid, X, y, task_id)[0] for _ in range(repeats))
-    runs = [timed_search(clf, grid, X, y, task_id, n_jobs=2) for _ in range(repeats)]
-    two = min(seconds for seconds, _ in runs)
-    print(
-        f"jobs-2     vectorized n_jobs=1 {one:6.1f} s, n_jobs=2 {two:6.1f} s (warm) "
-        f"= {one / two:.2f}x speed-up (target >= 1.7x: "
-        f"{'met' if one / two >= 1.7 else 'MISSED'})"
-    )
+    for refit in ("average_accuracy", False):
+        one = min(
+            timed_search(clf, grid, X, y, task_id, refit=refit)[0]
+            for _ in range(repeats)
+        )
+        two = min(
+            timed_search(clf, grid, X, y, task_id, n_jobs=2, refit=refit)[0]
+            for _ in range(repeats)
+        )
+        what = "whole search" if refit else "refit=False "
+        print(
+            f"jobs-2     {what}: vectorized n_jobs=1 {one:5.1f} s, n_jobs=2 "
+            f"{two:5.1f} s (warm) = {one / two:.2f}x (target >= 1.7x: "
+            f"{'met' if one / two >= 1.7 else 'MISSED'})"
+        )
 
 
 def main():
@@ -114,7 +135,7 @@ def main():
     grid8 = {"lr": LRS, "penalty__lam": [1.0, 100.0]}
     grid16 = {"lr": LRS, "penalty__lam": [1.0, 10.0, 100.0, 1000.0]}
     if "digits-8" in args.only:
-        compare("digits-8", clf, grid8, X, y, task_id, args.repeats)
+        compare("digits-8", clf, grid8, X, y, task_id, args.repeats, noise=True)
     if "digits-16" in args.only:
         compare("digits-16", clf, grid16, X, y, task_id, args.repeats)
     if "mnist-8" in args.only:

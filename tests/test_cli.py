@@ -329,3 +329,30 @@ def test_shared_split_mnist_maps_two_tasks_onto_five_outputs():
     X1, y1 = stream.task(1)
     assert len(y1) == (mnist.y_train >= 5).sum() and set(y1) == {0, 1, 2, 3, 4}
     assert regime_of("shared-split-mnist") == "mnist-permuted"
+
+
+def test_stream_seed_trains_the_seeds_together_as_they_would_alone(tmp_path, capsys):
+    args = ["benchmark", "--strategies", "ewc,stable-sgd,er", "--n-tasks", "3"]
+    args += ["--seeds", "3", "--stream-seed", "4", "--epochs", "1", "--hidden", "16"]
+    assert main([*args, "--no-plots", "--quiet", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "er: the seeds trained one by one: its replay strategy ER" in out
+    assert "ewc: the seeds" not in out and "stable-sgd: the seeds" not in out
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    stream = load_stream("permuted-digits", n_tasks=3, seed=4)
+    for run in runs:
+        overrides = {"epochs": 1, "hidden": (16,)}
+        params = strategy_params(run["strategy"], "digits", overrides, n_tasks=3)
+        alone = run_strategy(stream, run["strategy"], params, run["seed"])
+        # Stable SGD's dropout draws each seed's own masks: equal to rounding.
+        np.testing.assert_allclose(run["R"], alone["R"], atol=0.02)
+    assert len({tuple(map(tuple, r["R"])) for r in runs if r["strategy"] == "ewc"}) == 3
+
+
+def test_seeds_with_their_own_streams_say_why_they_train_apart(tmp_path, capsys):
+    args = ["benchmark", "--strategies", "naive", "--n-tasks", "2", "--seeds", "2"]
+    args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]
+    assert main([*args, "--output", str(tmp_path)]) == 0
+    assert "Each seed draws its own tasks, so the seeds train one by one" in (
+        capsys.readouterr().out
+    )
