@@ -175,6 +175,22 @@ def test_vmap_cannot_draw_masks_per_seed_so_they_train_alone(stream):
     _assert_same(together, _alone(base, grid, X, y, t), atol=0)
 
 
+def test_differently_seeded_candidates_stack_under_vmap_without_randomness(stream):
+    X, y, t = stream
+
+    class Plain(Custom):
+        def forward(self, X):
+            return self.out(torch.tanh(self.hidden(X)))
+
+    base = _base(module=Plain().double())
+    grid = [dict(random_state=0, lr=0.05), dict(random_state=1, lr=0.02)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(base, grid, X, y, t))
+
+
 def test_a_diverging_candidate_fails_alone(stream):
     X, y, t = stream
     base = _base(penalty=EWC(lam=1.0), penalty_step="explicit", momentum=0.9)

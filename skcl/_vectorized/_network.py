@@ -34,15 +34,16 @@ class StackedNetwork:
     runs under ``torch.func.vmap`` of ``functional_call``. Dropout draws the
     masks the copies would draw alone: one mask shared by every copy from
     the global generator (``generators=None``, copies seeded alike, as
-    ``vmap(randomness="same")``), or one per copy from its own generator
-    (batched path only).
+    ``vmap(randomness="same")``), or, on the batched path, one per copy from
+    its own generator (the vmap path always draws shared masks: copies
+    seeded apart must not draw random numbers there).
 
     Parameters
     ----------
     modules : list of nn.Module
         The copies, of one architecture, on one device.
     generators : list of torch.Generator or None
-        One generator per copy for its dropout masks, or None.
+        One generator per copy for its dropout masks (batched path), or None.
     """
 
     def __init__(self, modules, generators=None):
@@ -50,11 +51,6 @@ class StackedNetwork:
         self.size = len(modules)
         self.names = [name for name, _ in base.named_parameters()]
         self.plan = _batched_plan(base)
-        if self.plan is None and generators is not None:
-            raise ValueError(
-                "differently seeded copies draw their own dropout masks, which "
-                "only the batched path of MLPs and nn.Sequential can do"
-            )
         # The batched path keeps linear weights as (K, in, out): W.T per copy.
         transposed = {rows[0] for kind, _, rows in self.plan or () if kind == "linear"}
         trainable = [p.requires_grad for p in base.parameters()]
