@@ -6,6 +6,7 @@ import torch
 
 from .._hooks import Hooks
 from .._plugin import Step, mask_outputs
+from ._by_hand import by_hand
 from ._network import StackedNetwork
 from ._step import StackedQuadratic, StackedSGD
 
@@ -114,6 +115,7 @@ def _caught(method, *args):
 def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask):
     """Train one epoch; return each copy's mean task loss ``(K,)``."""
     K, shared = network.size, order.dim() == 1
+    hand = by_hand(network, criterion)
     params = [p for p in network.params if p.requires_grad]
     losses = []
     for start in range(0, len(X), batch_size):
@@ -121,18 +123,24 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
         Xb, yb = X[rows], y[rows]
         for p in params:
             p.grad = None
-        logits = network(Xb, shared)
-        targets = yb.expand(K, *yb.shape) if shared else yb
-        per_sample = criterion(
-            mask_outputs(logits, mask).flatten(0, 1), targets.flatten(0, 1)
-        )
-        # The sum of the copies' mean losses: each copy's gradient is its own.
-        (per_sample.sum() * (K / per_sample.numel())).backward()
-        loss = per_sample.detach().view(K, -1).mean(1)
+        if hand is None:
+            logits = network(Xb, shared)
+            targets = yb.expand(K, *yb.shape) if shared else yb
+            per_sample = criterion(
+                mask_outputs(logits, mask).flatten(0, 1), targets.flatten(0, 1)
+            )
+            # The sum of the copies' mean losses: each copy's gradient is its own.
+            (per_sample.sum() * (K / per_sample.numel())).backward()
+            loss = per_sample.detach().view(K, -1).mean(1)
+        else:
+            with torch.no_grad():
+                loss, grads = hand(Xb, yb, shared, mask)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
         step = None
         if plugins.stacks:
             step = Step(Xb, yb, mask)
-            step.logits, step.loss = logits, loss
+            step.loss = loss
             plugins.notify("after_task_backward", step)
         grads = [p.grad for p in params]
         if any(g is None for g in grads):

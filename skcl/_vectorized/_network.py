@@ -144,11 +144,19 @@ class StackedNetwork:
         return h.expand(self.size, *h.shape) if shared else h
 
     def _dropout(self, h, p, shared):
-        # As torch.nn.functional.dropout: no draw at p 0 or 1.
+        noise = self.noise(h, p, shared)
+        return h if noise is None else h * noise
+
+    def noise(self, h, p, shared):
+        """Dropout's scaled mask for ``h``, drawn as ``F.dropout`` draws; None at 0.
+
+        One mask for every copy (``shared`` inputs, or the global generator)
+        or one per copy from its generator.
+        """
         if p == 0:
-            return h
-        if p == 1:
-            return h * torch.zeros((), dtype=h.dtype, device=h.device)
+            return None
+        if p == 1:  # no draw, as torch.nn.functional.dropout
+            return torch.zeros((), dtype=h.dtype, device=h.device)
         shape = h.shape if shared else h.shape[1:]
         if self.generators is None:
             noise = h.new_empty(shape).bernoulli_(1 - p)
@@ -159,7 +167,7 @@ class StackedNetwork:
                     for g in self.generators
                 ]
             )
-        return h * noise.div_(1 - p)
+        return noise.div_(1 - p)
 
     @torch.no_grad()
     def copy_to(self, modules):
