@@ -56,10 +56,17 @@ class _DataMixin:
 
     def _forward(self, X, task_id=None):
         """Return the network's outputs for ``X`` as a float64 tensor on the CPU."""
+        return self._forward_tensor(*self._forward_inputs(X, task_id))
+
+    def _forward_inputs(self, X, task_id=None):
+        """Validate ``X``; return it as a tensor and the outputs' mask (or None)."""
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
         mask = self._predict_output_mask(task_id, X.shape[0])
-        X = self._to_tensor(X)
+        return self._to_tensor(X), mask
+
+    def _forward_tensor(self, X, mask):
+        """The outputs for the validated tensor ``X``, as :meth:`_forward`'s."""
         training = self.module_.training
         self.module_.eval()
         try:
