@@ -121,9 +121,9 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
     for start in range(0, len(X), batch_size):
         rows = order[..., start : start + batch_size]
         Xb, yb = X[rows], y[rows]
-        for p in params:
-            p.grad = None
         if hand is None:
+            for p in params:
+                p.grad = None
             logits = network(Xb, shared)
             targets = yb.expand(K, *yb.shape) if shared else yb
             per_sample = criterion(
@@ -132,22 +132,20 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
             # The sum of the copies' mean losses: each copy's gradient is its own.
             (per_sample.sum() * (K / per_sample.numel())).backward()
             loss = per_sample.detach().view(K, -1).mean(1)
+            grads = [
+                torch.zeros_like(p) if p.grad is None else p.grad for p in params
+            ]
         else:
             with torch.no_grad():
                 loss, grads = hand(Xb, yb, shared, mask)
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
+            if plugins.stacks:  # they read the gradients in .grad
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
         step = None
         if plugins.stacks:
             step = Step(Xb, yb, mask)
             step.loss = loss
             plugins.notify("after_task_backward", step)
-        grads = [p.grad for p in params]
-        if any(g is None for g in grads):
-            grads = [
-                torch.zeros_like(p) if g is None else g
-                for p, g in zip(params, grads, strict=True)
-            ]
         sgd.step(grads)
         if step is not None:
             plugins.notify("after_step", step)
