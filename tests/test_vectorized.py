@@ -10,6 +10,7 @@ from torch import nn
 from skcl import ContinualClassifier, ContinualRegressor
 from skcl._vectorized import _fit as vectorized_fit
 from skcl._vectorized import fit_together
+from skcl._vectorized._by_hand import by_hand
 from skcl._vectorized._network import StackedNetwork
 from skcl.modules import MLP
 from skcl.penalties import EWC, L2, MAS, SI, LwF
@@ -292,3 +293,65 @@ def test_the_stacked_forward_equals_each_copy_and_draws_its_masks(stream):
     for module, out in zip(modules, stacked, strict=True):
         torch.manual_seed(5)
         np.testing.assert_allclose(out.detach(), module(X).detach(), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, lambda: nn.LeakyReLU(0.1)]
+)
+@pytest.mark.parametrize("criterion", [nn.CrossEntropyLoss, nn.MSELoss])
+@pytest.mark.parametrize("seeded", [False, True], ids=["shared-masks", "own-masks"])
+def test_the_hand_written_pass_equals_autograd(activation, criterion, seeded):
+    torch.manual_seed(0)
+    modules = [
+        nn.Sequential(
+            nn.Dropout(0.2),
+            nn.Linear(6, 5),
+            activation(),
+            nn.Dropout(0.3),
+            nn.Linear(5, 3),
+        ).double()
+        for _ in range(3)
+    ]
+    generators = None
+    if seeded:
+        generators = [torch.Generator().manual_seed(s) for s in range(3)]
+    network = StackedNetwork(modules, generators)
+    hand = by_hand(network, criterion(reduction="none"))
+    assert hand is not None
+    X = torch.randn(4, 6, dtype=torch.float64)
+    targets = (
+        torch.tensor([0, 2, 0, 2])
+        if criterion is nn.CrossEntropyLoss
+        else torch.randn(4, 3, dtype=torch.float64)
+    )
+    mask = (
+        torch.tensor([True, False, True]) if criterion is nn.CrossEntropyLoss else None
+    )
+    states = [g.get_state() for g in generators] if seeded else None
+    torch.manual_seed(1)
+    with torch.no_grad():
+        losses, grads = hand(X, targets, True, mask)
+    if seeded:
+        for g, state in zip(generators, states, strict=True):
+            g.set_state(state)
+    torch.manual_seed(1)
+    out = network(X, True)
+    if mask is not None:
+        out = out.masked_fill(~mask, float("-inf"))
+    K = len(modules)
+    expected = criterion(reduction="none")(
+        out.flatten(0, 1), targets.expand(K, *targets.shape).flatten(0, 1)
+    )
+    expected = expected.reshape(K, -1).mean(1)
+    expected.sum().backward()
+    np.testing.assert_allclose(losses, expected.detach(), rtol=1e-12)
+    for grad, p in zip(grads, network.params, strict=True):
+        np.testing.assert_allclose(grad, p.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_layers_without_a_known_derivative_use_autograd():
+    modules = [nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2))] * 2
+    network = StackedNetwork(modules)
+    assert network.batched
+    assert by_hand(network, nn.CrossEntropyLoss(reduction="none")) is None
+    assert by_hand(network, nn.L1Loss(reduction="none")) is None

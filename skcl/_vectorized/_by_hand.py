@@ -114,7 +114,9 @@ def _cross_entropy(logits, targets, shared):
 def _squared_error(out, targets, shared):
     diff = out - targets
     if diff.shape != out.shape:
-        raise ValueError(f"targets of shape {tuple(targets.shape)} for outputs {tuple(out.shape)}")
+        raise ValueError(
+            f"targets of shape {tuple(targets.shape)} for outputs {tuple(out.shape)}"
+        )
     K = len(out)
     per_copy = diff[0].numel()
     return diff.square().reshape(K, -1).mean(1), diff.mul_(2.0 / per_copy)

@@ -132,9 +132,7 @@ def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask
             # The sum of the copies' mean losses: each copy's gradient is its own.
             (per_sample.sum() * (K / per_sample.numel())).backward()
             loss = per_sample.detach().view(K, -1).mean(1)
-            grads = [
-                torch.zeros_like(p) if p.grad is None else p.grad for p in params
-            ]
+            grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
         else:
             with torch.no_grad():
                 loss, grads = hand(Xb, yb, shared, mask)
