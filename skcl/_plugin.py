@@ -119,8 +119,11 @@ class Plugin(BaseEstimator):
     :meth:`after_step` must act elementwise on lists of parameter-shaped
     tensors, reading only ``net.module_``'s parameters and their gradients,
     which then hold every candidate stacked along a first dimension (and so
-    do those lists, for the chunk). Candidates with other per-step plug-ins
-    train one by one.
+    do those lists, for the chunk; every other attribute is the first
+    candidate's, so they must not read hyper-parameters that differ between
+    candidates). The declaration holds for the hooks its class defines: a
+    subclass that overrides them declares it again. Candidates with other
+    per-step plug-ins train one by one.
 
     Examples
     --------

@@ -355,3 +355,103 @@ def test_layers_without_a_known_derivative_use_autograd():
     assert network.batched
     assert by_hand(network, nn.CrossEntropyLoss(reduction="none")) is None
     assert by_hand(network, nn.L1Loss(reduction="none")) is None
+
+
+def _linear_stack(*middle):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), *middle, nn.Linear(16, 10))
+
+
+@pytest.mark.parametrize(
+    "make_module",
+    [
+        # A frozen square layer: stacked untransposed, it must not take the
+        # batched path.
+        lambda: _frozen(_linear_stack(nn.Linear(16, 16), nn.ReLU()), 2),
+        # A layer used twice: its gradients add up.
+        lambda: _linear_stack(*[_shared_layer] * 2),
+        # Batch normalization, whose statistics must not move before training.
+        lambda: _linear_stack(nn.BatchNorm1d(16)),
+    ],
+    ids=["frozen", "tied", "batch-norm"],
+)
+def test_unusual_networks_end_as_they_would_alone(stream, make_module):
+    X, y, t = stream
+    base = _base(module=make_module().double())
+    grid = [dict(lr=0.05, random_state=1), dict(lr=0.1, random_state=2)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(base, grid, X, y, t))
+
+
+_shared_layer = nn.Sequential(nn.Linear(16, 16), nn.ReLU())
+
+
+def _frozen(module, index):
+    module[index].weight.requires_grad_(False)
+    return module
+
+
+class Scaled(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        torch.manual_seed(0)
+        self.scale, self.linear = scale, nn.Linear(64, 10)
+
+    def forward(self, X):
+        return self.linear(X) * self.scale
+
+
+def test_module_instances_differing_in_an_attribute_train_alone(stream):
+    X, y, t = stream
+    estimators = [_base(module=Scaled(s).double()) for s in (1.0, 3.0)]
+    together, reason = fit_together([clone(e) for e in estimators], X, y, t)
+    assert reason == "the candidates differ in module"
+    _assert_same(together, [e.fit(X, y, task_id=t) for e in estimators], atol=0)
+
+
+def test_an_error_of_one_candidate_fails_that_candidate_only(stream):
+    X, y, t = stream
+    base = _base()
+    grid = [dict(penalty__batch_size=0), dict(penalty__batch_size=1024)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None
+    with pytest.raises(ValueError) as alone_error:
+        clone(base).set_params(**grid[0]).fit(X, y, task_id=t)
+    assert type(together[0]) is ValueError
+    assert str(together[0]) == str(alone_error.value)
+    _assert_same(together[1:], _alone(base, grid[1:], X, y, t))
+
+
+def test_a_stacked_forward_that_fails_falls_back_to_training_alone(stream):
+    X, y, t = stream
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Flatten(), nn.Linear(32, 10))
+    base = _base(module=module.double())
+    images = X.reshape(-1, 8, 8)
+    grid = [dict(lr=0.01), dict(lr=0.05)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], images, y, t
+    )
+    assert reason.startswith("their stacked training failed (RuntimeError")
+    _assert_same(together, _alone(base, grid, images, y, t), atol=0)
+
+
+def test_a_subclass_overriding_a_stackable_hook_is_not_stacked(stream):
+    class MySI(SI):
+        def after_step(self, net, step):
+            super().after_step(net, step)
+
+    X, y, t = stream
+    base = _base(penalty=MySI())
+    together, reason = fit_together(
+        [clone(base).set_params(lr=lr) for lr in (0.01, 0.05)], X, y, t
+    )
+    assert (
+        reason
+        == "its penalty MySI acts at every step (after_task_backward, after_step)"
+    )

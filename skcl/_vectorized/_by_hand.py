@@ -38,6 +38,9 @@ def by_hand(network, criterion):
         loss = _squared_error
     else:
         return None
+    rows = [row for _, _, layer_rows in network.plan for row in layer_rows]
+    if len(rows) != len(set(rows)):
+        return None  # a layer used twice: its gradients add up, as autograd's
     seen_linear = False
     for kind, layer, _ in network.plan:
         if kind == "linear":

@@ -1,10 +1,16 @@
 """Fit continual estimators that differ only in per-candidate scalars, as one."""
 
+import copy
+import hashlib
+
+import numpy as np
 import torch
 from torch import nn
 
 from .._params import fingerprint
+from .._state import capture, restore
 from ._chunk import STACKED_HOOKS, stepping, train_together
+from ._network import _batched_plan
 
 # Estimator parameters that may differ within a group; every plug-in's
 # hyper-parameters may too, since its task-level hooks run per candidate.
@@ -22,6 +28,15 @@ _TRAINING_METHODS = (
     "_train_task_unguarded",
     "_open_chunk",
     "_keep_snapshot",
+)
+# ... nor, in the inner net, what the stacked loop replaces.
+_NET_METHODS = (
+    "train_chunk",
+    "_train_epoch",
+    "end_epoch",
+    "set_step_sizes",
+    "quadratic_forms",
+    "get_loss",
 )
 _SGD_DEFAULTS = dict(dampening=0, nesterov=False, weight_decay=0, maximize=False)
 
@@ -50,7 +65,9 @@ def stacking_key(estimator):
     stepping_types = []
     for plugin in estimator._penalty_list():
         hooks = stepping(plugin)
-        if hooks and not (plugin._stackable_steps and set(hooks) <= set(STACKED_HOOKS)):
+        if hooks and not (
+            set(hooks) <= set(STACKED_HOOKS) and _declares_stackable(plugin, hooks)
+        ):
             return None, (
                 f"its penalty {type(plugin).__name__} acts at every step "
                 f"({', '.join(hooks)})"
@@ -58,12 +75,40 @@ def stacking_key(estimator):
         if hooks:
             stepping_types.append(type(plugin))
     key = {
-        name: fingerprint(value)
+        name: _module_digest(value)
+        if isinstance(value, nn.Module)
+        else fingerprint(value)
         for name, value in params.items()
         if name not in (*PER_CANDIDATE, "penalty")
     }
     key["penalty"] = fingerprint(stepping_types)
     return key, None
+
+
+def _declares_stackable(plugin, hooks):
+    """Whether each of ``hooks`` is defined by a class that declares it stackable."""
+    for hook in hooks:
+        owner = next(c for c in type(plugin).__mro__ if hook in vars(c))
+        if not vars(owner).get("_stackable_steps", False):
+            return False
+    return True
+
+
+def _module_digest(module):
+    """A module instance's digest: its layers' attributes, tensors and flags."""
+    digest = hashlib.sha256()
+    for layer in module.modules():
+        attributes = sorted(
+            (k, repr(v))
+            for k, v in vars(layer).items()
+            if not k.startswith("_") and k != "training"
+        )
+        digest.update(f"{type(layer).__qualname__}{attributes}".encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    digest.update(repr([p.requires_grad for p in module.parameters()]).encode())
+    return digest.hexdigest()
 
 
 def differences(key, other):
@@ -100,10 +145,38 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
         if changed:
             reason = f"the candidates differ in {', '.join(changed)}"
     if reason is None:
-        reason, outcomes = _Group(estimators).fit(X, y, task_id, partial)
+        saved = [_Saved(e) for e in estimators]
+        try:
+            reason, outcomes = _Group(estimators).fit(X, y, task_id, partial)
+        except Exception as error:  # the stacked forward or a plug-in's state
+            reason = f"their stacked training failed ({type(error).__name__}: {error})"
         if reason is None:
             return outcomes, None
+        for state in saved:
+            state.restore()
     return [_fit_alone(e, X, y, task_id, partial) for e in estimators], reason
+
+
+class _Saved:
+    """An estimator as it was, to train it alone after a failed stacked attempt."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.fitted = hasattr(estimator, "net_")
+        self.state = capture(estimator) if self.fitted else dict(vars(estimator))
+        seeds = estimator.random_state
+        self.seeds = (
+            seeds.get_state() if isinstance(seeds, np.random.RandomState) else None
+        )
+
+    def restore(self):
+        if self.fitted:
+            restore(self.estimator, self.state)
+        else:
+            vars(self.estimator).clear()
+            vars(self.estimator).update(self.state)
+        if self.seeds is not None:
+            self.estimator.random_state.set_state(self.seeds)
 
 
 def _fit_alone(estimator, X, y, task_id, partial):
@@ -142,6 +215,7 @@ class _Group:
         reason = _runtime_reason(fitted, chunks[0][0][0])
         if reason is not None:
             return reason, None
+        position = {id(e): i for i, e in enumerate(self.estimators)}
         size = max(1, STACK_BYTES // _stacked_bytes(fitted[0]))
         for start in range(0, len(fitted), size):
             part = fitted[start : start + size]
@@ -154,15 +228,37 @@ class _Group:
                 for e, error in zip(alive, errors_now, strict=True):
                     errors[id(e)] = error
             for e in part:
-                outcomes[self.estimators.index(e)] = errors[id(e)] or e
+                outcomes[position[id(e)]] = errors[id(e)] or e
         return None, outcomes
 
 
 def _train_chunk(estimators, X, y, labels, task):
-    """Train one chunk of ``task`` stacked; return each estimator's error or None."""
-    opened = [e._open_chunk(labels, task) for e in estimators]
+    """Train one chunk of ``task`` stacked; return each estimator's error or None.
+
+    Raises what the stacked training itself raises (the caller then trains
+    the estimators alone).
+    """
+    opened, outcomes = [], {}
+    for estimator in estimators:
+        try:
+            opened.append(estimator._open_chunk(labels, task))
+        except Exception as error:
+            outcomes[id(estimator)] = error
+    training = [e for e in estimators if id(e) not in outcomes]
+    if training:
+        for estimator, error in zip(
+            training, _train_opened(training, opened, X, y, task), strict=True
+        ):
+            outcomes[id(estimator)] = error
+    return [outcomes[id(e)] for e in estimators]
+
+
+def _train_opened(estimators, opened, X, y, task):
     seeds = [seed for seed, _ in opened]
     steps = [step for _, step in opened]
+    mask = steps[0]["output_mask"]
+    if any(not _same_mask(s["output_mask"], mask) for s in steps):
+        raise ValueError("the candidates train different outputs")
     shared = len(set(seeds)) == 1
     generators = [
         torch.Generator().manual_seed(s) for s in seeds[: 1 if shared else None]
@@ -179,26 +275,37 @@ def _train_chunk(estimators, X, y, labels, task):
             lrs=[s["lr"] for s in steps],
             momenta=[s["momentum"] for s in steps],
             penalty_step=steps[0]["penalty_step"],
-            output_mask=steps[0]["output_mask"],
+            output_mask=mask,
             generators=generators,
             dropout_generators=masks,
         )
         after = torch.get_rng_state()
+        # Nothing drew on a GPU (see _runtime_reason): its generator is as
+        # each candidate's own manual_seed left it.
+        cuda = X.device.type == "cuda"
     outcomes = []
     for k, (estimator, error) in enumerate(zip(estimators, errors, strict=True)):
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[X.device] if cuda else []):
                 torch.set_rng_state(after if shared else masks[k].get_state())
+                if cuda:
+                    torch.cuda.manual_seed_all(seeds[k])
                 with estimator._divergence_reported(task):
                     if error is not None:
                         raise error
                 estimator.net_.consolidate(X, y, task)
             estimator._keep_snapshot()
-        except FloatingPointError as caught:
+        except Exception as caught:
             outcomes.append(caught)
             continue
         outcomes.append(None)
     return outcomes
+
+
+def _same_mask(a, b):
+    return (a is None and b is None) or (
+        a is not None and b is not None and torch.equal(a, b)
+    )
 
 
 def _runtime_reason(estimators, X):
@@ -218,23 +325,34 @@ def _runtime_reason(estimators, X):
             or getattr(criterion, "weight", None) is not None
         ):
             return "its criterion is not an unweighted mean cross-entropy or MSE"
+    for name in _NET_METHODS:
+        if not getattr(type(net), name).__module__.startswith("skcl."):
+            return f"its net class {type(net).__name__} overrides {name}"
+    if len({repr(e.tasks_) for e in estimators}) > 1:
+        return "the candidates have trained different tasks"
+    module = estimators[0].module_
+    draws = _draws_random(module, X)
+    if draws and X.device.type != "cpu":
+        return (
+            "its module draws random numbers (dropout) on a GPU, whose fused "
+            "kernels the stacked path does not reproduce"
+        )
     seeds_differ = len({e._rng.get_state()[1].tobytes() for e in estimators}) > 1
-    if seeds_differ:
-        module = estimators[0].module_
-        if X.device.type != "cpu" and _draws_random(module, X):
-            return "differently seeded candidates draw their own masks, on the CPU only"
-        from ._network import _batched_plan
-
-        if _batched_plan(module) is None and _draws_random(module, X):
-            return (
-                "differently seeded candidates draw their own random masks, which "
-                "vmap cannot do for this module (MLPs and nn.Sequential can)"
-            )
+    if seeds_differ and draws and _batched_plan(module) is None:
+        return (
+            "differently seeded candidates draw their own random masks, which "
+            "vmap cannot do for this module (MLPs and nn.Sequential can)"
+        )
     return None
 
 
 def _draws_random(module, X):
-    """Whether a training forward pass of ``module`` draws random numbers."""
+    """Whether a training forward pass of ``module`` draws random numbers.
+
+    It runs on a copy: a forward pass in training mode updates buffers such
+    as batch normalization's statistics.
+    """
+    module = copy.deepcopy(module)
     cpu = torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     training = module.training

@@ -207,6 +207,8 @@ def _batched_plan(module):
     plan = []
     for layer in layers:
         if type(layer) is nn.Linear:
+            if not all(p.requires_grad for p in layer.parameters()):
+                return None  # frozen weights are stacked untransposed: vmap
             rows = [index[id(layer.weight)]]
             if layer.bias is not None:
                 rows.append(index[id(layer.bias)])

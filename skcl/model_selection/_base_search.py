@@ -10,6 +10,7 @@ device and torch threads, applied by :class:`_SearchedEstimator`) and
 import contextlib
 import inspect
 import numbers
+import threading
 import types
 import warnings
 
@@ -43,6 +44,7 @@ from ._vectorized_search import (
     FixedSplits,
     balanced_tasks,
     evaluate_grouped,
+    own_params,
     plan_groups,
 )
 
@@ -162,24 +164,29 @@ class _MatrixMemo:
     The continual scorers of a multi-metric search are called one after the
     other on the same estimator and fold: the first computes the accuracy
     matrix, the others reuse it. The memo holds what it was computed from,
-    so that none of those objects can be freed and its ``id`` reused.
+    so that none of those objects can be freed and its ``id`` reused, one
+    entry per thread (joblib's threading backend scores fits side by side).
     """
 
     def __init__(self):
-        self.key, self.matrix = None, None
+        self._last = threading.local()
 
     def get(self, scorer, estimator, X, y, task_id):
         key = (estimator, X, y, task_id, scorer._scoring)
-        if self.key is None or any(
-            a is not b for a, b in zip(self.key, key, strict=True)
-        ):
-            self.key, self.matrix = None, None
-            self.matrix = scorer._accuracy_matrix(estimator, X, y, task_id)
-            self.key = key
-        return self.matrix
+        last = getattr(self._last, "entry", None)
+        if last is None or any(a is not b for a, b in zip(last[0], key, strict=True)):
+            self._last.entry = None
+            last = self._last.entry = (
+                key,
+                scorer._accuracy_matrix(estimator, X, y, task_id),
+            )
+        return last[1]
 
     def __getstate__(self):
-        return {"key": None, "matrix": None}
+        return {}
+
+    def __setstate__(self, state):
+        self._last = threading.local()
 
 
 class _TaskScorer:
@@ -427,7 +434,9 @@ class _BaseRegimeSearch(BaseSearchCV):
                         candidate_params[i][DEVICE] = more_results["device"][i] = device
             state.n_groups += len(groups)
             if vectorized:
-                cv = self._evaluate_grouped(candidate_params, cv, routed, tasks)
+                cv = self._evaluate_grouped(
+                    candidate_params, cv, routed, tasks, more_results
+                )
                 candidate_params = [
                     {**params, OUTCOME: PLACEHOLDER} for params in candidate_params
                 ]
@@ -442,11 +451,12 @@ class _BaseRegimeSearch(BaseSearchCV):
     def _plan_groups(self, candidate_params, routed, more_results):
         """Group the candidates that can share a network; record why others not."""
         state = self._search_state
-        groups, reasons = plan_groups(
+        groups, reasons, unkeyed = plan_groups(
             self.estimator.estimator, candidate_params, routed.estimator.fit
         )
-        if self.vectorize is True and reasons:
-            i, reason = next(iter(reasons.items()))
+        unstackable = {i: r for i, r in reasons.items() if i in unkeyed}
+        if self.vectorize is True and unstackable:
+            i, reason = next(iter(unstackable.items()))
             raise ValueError(
                 f"vectorize=True, but the candidate {candidate_params[i]} cannot "
                 f"train in a group: {reason}. With vectorize='auto' such "
@@ -462,8 +472,12 @@ class _BaseRegimeSearch(BaseSearchCV):
         ]
         return groups
 
-    def _evaluate_grouped(self, candidate_params, cv, routed, tasks):
-        """Fit and score the tasks; return the folds they used, as a splitter."""
+    def _evaluate_grouped(self, candidate_params, cv, routed, tasks, more_results):
+        """Fit and score the tasks; return the folds they used, as a splitter.
+
+        The candidates of a group that trained one by one after all get their
+        reason in ``more_results``.
+        """
         state = self._search_state
         X, y = state.X, state.y
         splits = list((cv or self.cv).split(X, y, **routed.splitter.split))
@@ -479,7 +493,7 @@ class _BaseRegimeSearch(BaseSearchCV):
             error_score=self.error_score,
             verbose=self.verbose,
         )
-        results = evaluate_grouped(
+        results, reasons = evaluate_grouped(
             self.estimator,
             X,
             y,
@@ -492,6 +506,16 @@ class _BaseRegimeSearch(BaseSearchCV):
         )
         for i, outs in results.items():
             state.results[state.n_candidates + i] = outs
+        for i, reason in reasons.items():
+            more_results["vectorized_group"][i] = -1
+            more_results["vectorize_fallback"][i] = reason
+        if self.vectorize is True and reasons:
+            i, reason = next(iter(reasons.items()))
+            params = own_params(candidate_params[i])
+            raise ValueError(
+                f"vectorize=True, but the candidate {params} could not train in "
+                f"a group: {reason}."
+            )
         return FixedSplits(splits)
 
     def _format_results(self, candidate_params, n_splits, out, more_results=None):

@@ -33,7 +33,9 @@ def plan_groups(estimator, candidate_params, routed_fit_params):
     """Group the candidates that can train as one network.
 
     Returns the groups (lists of candidate indices, in order of their first
-    candidate) and, per candidate trained alone, the reason.
+    candidate), per candidate trained alone the reason, and the indices of
+    the candidates that cannot train stacked at all (not only apart from the
+    others).
     """
     extra = sorted(set(routed_fit_params) - {"task_id"})
     keys, reasons = [], {}
@@ -41,7 +43,9 @@ def plan_groups(estimator, candidate_params, routed_fit_params):
         if extra:
             key, reason = None, f"the fit gets parameters other than task_id: {extra}"
         else:
-            key, reason = stacking_key(clone(estimator).set_params(**_own(params)))
+            key, reason = stacking_key(
+                clone(estimator).set_params(**own_params(params))
+            )
         keys.append(key)
         if reason is not None:
             reasons[i] = reason
@@ -60,15 +64,15 @@ def plan_groups(estimator, candidate_params, routed_fit_params):
             (j for j, key in enumerate(keys) if j != i and key is not None), None
         )
         reasons[i] = (
-            "it is the only candidate"
+            "no other candidate can share its network"
             if other is None
             else "it differs from the other candidates in a parameter that builds "
             f"or trains the network ({', '.join(differences(keys[other], keys[i]))})"
         )
-    return groups, reasons
+    return groups, reasons, {i for i, key in enumerate(keys) if key is None}
 
 
-def _own(params):
+def own_params(params):
     """The candidate's parameters, without those the search adds."""
     return {k: v for k, v in params.items() if k not in (DEVICE, N_THREADS, OUTCOME)}
 
@@ -108,11 +112,13 @@ def evaluate_grouped(
 ):
     """Fit and score every (group, fold) task; return each candidate's results.
 
-    ``estimator`` is the searched estimator (a :class:`_SearchedEstimator`);
-    the result maps each candidate index to its ``_fit_and_score`` results,
-    one per fold in order. Failures are warned about (or raised) as
-    scikit-learn's ``evaluate_candidates`` does; ``insert_error_scores``
-    (a callable ``scoring``) fills the failed fits' scores in as it does.
+    ``estimator`` is the searched estimator (a :class:`_SearchedEstimator`).
+    Returns the ``_fit_and_score`` results of each candidate index, one per
+    fold in order, and the reason why a group's candidates trained one by
+    one after all (found once their networks were built). Failures are
+    warned about (or raised) as scikit-learn's ``evaluate_candidates`` does;
+    ``insert_error_scores`` (a callable ``scoring``) fills the failed fits'
+    scores in as it does.
     """
     outputs = parallel(
         delayed(_fit_and_score_group)(
@@ -125,15 +131,17 @@ def evaluate_grouped(
         )
         for members, split in tasks
     )
-    results = {}
-    for (members, split), outs in zip(tasks, outputs, strict=True):
+    results, reasons = {}, {}
+    for (members, split), (outs, reason) in zip(tasks, outputs, strict=True):
         for i, out in zip(members, outs, strict=True):
             results.setdefault(i, [None] * len(splits))[split] = out
+            if reason is not None:
+                reasons[i] = reason
     flat = [out for i in sorted(results) for out in results[i]]
     _warn_or_raise_about_fit_failures(flat, fit_and_score_kwargs["error_score"])
     if insert_error_scores:
         _insert_error_scores(flat, fit_and_score_kwargs["error_score"])
-    return results
+    return results, reasons
 
 
 def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
@@ -141,21 +149,22 @@ def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
     from ._base_search import _torch_threads
 
     if len(members) == 1:
-        return [
-            _fit_and_score(
-                clone(estimator).set_params(**members[0][1]),
-                X,
-                y,
-                train=train,
-                test=test,
-                parameters=members[0][1],
-                **kwargs,
-            )
-        ]
+        out = _fit_and_score(
+            clone(estimator).set_params(**members[0][1]),
+            X,
+            y,
+            train=train,
+            test=test,
+            parameters=members[0][1],
+            **kwargs,
+        )
+        return [out], None
     first = members[0][1]
     threads, device = first.get(N_THREADS), first.get(DEVICE)
     template = estimator.estimator
-    estimators = [clone(template).set_params(**_own(params)) for _, params in members]
+    estimators = [
+        clone(template).set_params(**own_params(params)) for _, params in members
+    ]
     if device is not None:
         from ._base_search import _on_device
 
@@ -163,7 +172,7 @@ def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
     task_id = _safe_indexing(kwargs["fit_params"]["task_id"], train)
     with _torch_threads(threads):
         start = time.perf_counter()
-        outcomes, _ = fit_together(
+        outcomes, reason = fit_together(
             estimators, _safe_indexing(X, train), _safe_indexing(y, train), task_id
         )
         fit_time = (time.perf_counter() - start) / len(members)
@@ -180,7 +189,7 @@ def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
         )
         out["fit_time"] = fit_time
         outs.append(out)
-    return outs
+    return outs, reason
 
 
 class FixedSplits:
