@@ -174,3 +174,16 @@ def test_tasks_are_balanced_over_the_workers():
         ([1], 1),
         ([1], 2),
     ]
+
+
+def test_a_reason_found_once_the_networks_are_built_reaches_cv_results(stream):
+    X, y, t = stream
+    clf = _classifier(torch.float64, optimizer__nesterov=True)
+    grid = {"lr": [0.02, 0.08]}
+    search = RegimeSearchCV(clf, grid, cv=2, refit=False).fit(X, y, task_id=t)
+    assert search.cv_results_["vectorized_group"].tolist() == [-1, -1]
+    assert set(search.cv_results_["vectorize_fallback"]) == {"its SGD sets nesterov"}
+    alone = RegimeSearchCV(clf, grid, cv=2, refit=False, vectorize=False)
+    _compare(search, alone.fit(X, y, task_id=t), 0)
+    with pytest.raises(ValueError, match="could not train in a group: its SGD"):
+        RegimeSearchCV(clf, grid, cv=2, vectorize=True).fit(X, y, task_id=t)
