@@ -325,9 +325,10 @@ def _runtime_reason(estimators, X):
             or getattr(criterion, "weight", None) is not None
         ):
             return "its criterion is not an unweighted mean cross-entropy or MSE"
+    net_class = type(estimators[0].net_)
     for name in _NET_METHODS:
-        if not getattr(type(net), name).__module__.startswith("skcl."):
-            return f"its net class {type(net).__name__} overrides {name}"
+        if not getattr(net_class, name).__module__.startswith("skcl."):
+            return f"its net class {net_class.__name__} overrides {name}"
     if len({repr(e.tasks_) for e in estimators}) > 1:
         return "the candidates have trained different tasks"
     module = estimators[0].module_
