@@ -109,7 +109,10 @@ class RegimeSearchCV(_BaseRegimeSearch, GridSearchCV):
         ``mean_test_{metric}``, ``std_test_{metric}`` and
         ``rank_test_{metric}`` for every metric (e.g.
         ``mean_test_neg_forgetting``), fit and score times, and, when
-        ``devices`` is given, the ``device`` of each candidate.
+        ``devices`` is given, the ``device`` of each candidate; unless
+        ``vectorize=False``, ``vectorized_group`` (the group a candidate
+        trained in, -1 for alone) and ``vectorize_fallback`` (why it trained
+        alone, ``""`` if it did not).
     best_estimator_ : estimator
         The best candidate refitted on the whole stream (if ``refit``).
     best_score_ : float
