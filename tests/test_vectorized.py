@@ -455,3 +455,36 @@ def test_a_subclass_overriding_a_stackable_hook_is_not_stacked(stream):
         reason
         == "its penalty MySI acts at every step (after_task_backward, after_step)"
     )
+
+
+def test_candidates_out_of_step_train_alone(stream):
+    X, y, t = stream
+    base = _base(classes=np.arange(10))
+    first, second = (t == 0), (t == 1)
+    ahead = clone(base).partial_fit(X[first], y[first], task_id=0)
+    behind = clone(base)
+    twins = [clone(base).partial_fit(X[first], y[first], task_id=0), clone(base)]
+    together, reason = fit_together(
+        [ahead, behind], X[second], y[second], t[second], partial=True
+    )
+    assert reason == "the candidates have trained different tasks"
+    expected = [e.partial_fit(X[second], y[second], task_id=1) for e in twins]
+    _assert_same(together, expected, atol=0)
+
+
+def test_a_net_class_that_overrides_the_loop_trains_alone(stream):
+    from skcl._net import _ClassifierNet
+
+    class LoggingNet(_ClassifierNet):
+        def train_chunk(self, X, y, **kwargs):
+            return super().train_chunk(X, y, **kwargs)
+
+    class Logging(ContinualClassifier):
+        _net_class = LoggingNet
+
+    X, y, t = stream
+    estimators = [
+        Logging(module=_sequential(), lr=lr, random_state=0) for lr in (0.01, 0.1)
+    ]
+    together, reason = fit_together(estimators, X, y, t)
+    assert reason == "its net class LoggingNet overrides train_chunk"
