@@ -57,36 +57,11 @@ def by_hand(network, criterion):
 
 def _pass(network, loss, X, targets, shared, mask):
     """Return each copy's mean loss ``(K,)`` and the parameters' gradients."""
-    K, params = network.size, network.params
-    h, tape, shared_targets = X, [], shared
-    for kind, layer, rows in network.plan:
-        if kind == "linear":
-            if shared:
-                h, shared = h.expand(K, *h.shape), False
-            tape.append((kind, layer, rows, h))
-            weight = params[rows[0]]
-            h = (
-                torch.bmm(h, weight)
-                if len(rows) == 1
-                else torch.baddbmm(params[rows[1]].unsqueeze(1), h, weight)
-            )
-        elif kind == "flatten":
-            h = h.flatten(1 if shared else 2)
-        elif kind == "dropout":
-            if shared and network.generators is not None and 0 < layer.p < 1:
-                h, shared = h.expand(K, *h.shape), False
-            noise = network.noise(h, layer.p, shared)
-            if noise is not None:
-                h = h * noise
-                tape.append((kind, layer, rows, noise))
-        else:
-            h = layer(h)
-            tape.append((kind, layer, rows, h))
-    if shared:
-        h = h.expand(K, *h.shape)
+    params, tape = network.params, []
+    h = network.forward(X, shared, tape)
     if mask is not None:
         h = h.masked_fill(~mask, float("-inf"))
-    losses, dz = loss(h, targets, shared_targets)
+    losses, dz = loss(h, targets, shared)
     grads = [None] * len(params)
     remaining = sum(kind == "linear" for kind, *_ in tape)
     for kind, layer, rows, saved in reversed(tape):

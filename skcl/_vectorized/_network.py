@@ -128,24 +128,42 @@ class StackedNetwork:
         """
         if self.plan is None:
             return self._vmapped(self.params, self.buffers, X, shared)
+        return self.forward(X, shared)
+
+    def forward(self, X, shared, tape=None):
+        """The batched path's outputs ``(K, n, ...)``; ``tape`` records the pass.
+
+        With a list ``tape``, each layer that a backward pass needs appends
+        ``(kind, layer, parameter rows, saved)``: a linear layer its input, a
+        dropout its mask, an elementwise layer its output.
+        """
         h = X
         for kind, layer, rows in self.plan:
             if kind == "linear":
-                h = _linear(h, shared, *(self.params[i] for i in rows))
-                shared = False
+                if shared:
+                    h, shared = h.expand(self.size, *h.shape), False
+                saved = h
+                weight = self.params[rows[0]]
+                h = (
+                    torch.bmm(h, weight)
+                    if len(rows) == 1
+                    else torch.baddbmm(self.params[rows[1]].unsqueeze(1), h, weight)
+                )
             elif kind == "flatten":
                 h = h.flatten(1 if shared else 2)
+                continue
             elif kind == "dropout":
                 if shared and self.generators is not None and 0 < layer.p < 1:
                     h, shared = h.expand(self.size, *h.shape), False
-                h = self._dropout(h, layer.p, shared)
+                saved = self.noise(h, layer.p, shared)
+                if saved is None:
+                    continue
+                h = h * saved
             else:
-                h = layer(h)
+                h = saved = layer(h)
+            if tape is not None:
+                tape.append((kind, layer, rows, saved))
         return h.expand(self.size, *h.shape) if shared else h
-
-    def _dropout(self, h, p, shared):
-        noise = self.noise(h, p, shared)
-        return h if noise is None else h * noise
 
     def noise(self, h, p, shared):
         """Dropout's scaled mask for ``h``, drawn as ``F.dropout`` draws; None at 0.
@@ -180,15 +198,6 @@ class StackedNetwork:
         for k, module in enumerate(modules):
             for b, stacked in zip(module.buffers(), self.buffers, strict=True):
                 b.copy_(stacked[k])
-
-
-def _linear(h, shared, weight, bias=None):
-    """``h @ W + b`` per copy, ``W`` ``(K, in, out)``; ``h`` ``(n, in)`` if shared."""
-    if shared:
-        h = h.expand(len(weight), *h.shape)
-    if bias is None:
-        return torch.bmm(h, weight)
-    return torch.baddbmm(bias.unsqueeze(1), h, weight)
 
 
 def _batched_plan(module):
