@@ -4,7 +4,10 @@ They run on scikit-learn's own ``BaseSearchCV.fit``, with what they add injected
 where scikit-learn lets a subclass in: ``fit`` (metadata routing of ``task_id``),
 ``_get_scorers`` (the continual scorers), ``_run_search`` (each candidate's
 device and torch threads, applied by :class:`_SearchedEstimator`) and
-``_format_results`` (per-candidate failure warnings).
+``_format_results`` (per-candidate failure warnings, and the vectorized
+path's results, checked against the candidate and fold of their row). A fit
+that fails or is interrupted, in the search or in the refit, leaves the
+search as it was.
 """
 
 import contextlib
@@ -40,12 +43,13 @@ from ._vectorized_search import (
     DEVICE,
     N_THREADS,
     OUTCOME,
-    PLACEHOLDER,
     FixedSplits,
+    Placeholder,
     balanced_tasks,
     evaluate_grouped,
     own_params,
     plan_groups,
+    splice,
 )
 
 _DEFAULT_SCORING = (
@@ -119,9 +123,9 @@ class _SearchedEstimator(BaseEstimator):
 
     ``skcl_outcome`` is set by the vectorized path: ``"fitted"`` (the wrapped
     estimator was trained with its group: ``fit`` does nothing), an
-    exception (its training failed: ``fit`` raises it) or ``"placeholder"``
-    (trained and scored elsewhere: ``fit`` does nothing and the scorers
-    score 0).
+    exception (its training failed: ``fit`` raises it) or a
+    :class:`~skcl.model_selection._vectorized_search.Placeholder` (trained
+    and scored elsewhere: ``fit`` does nothing and the scorers score 0).
     """
 
     def __init__(
@@ -206,7 +210,7 @@ class _TaskScorer:
 
     def __call__(self, estimator, X, y=None, *, task_id=None):
         if isinstance(estimator, _SearchedEstimator):
-            if estimator.skcl_outcome == PLACEHOLDER:
+            if isinstance(estimator.skcl_outcome, Placeholder):
                 return 0.0
             with _torch_threads(estimator.skcl_n_threads):
                 return self(estimator.estimator, X, y, task_id=task_id)
@@ -326,6 +330,13 @@ class _BaseRegimeSearch(BaseSearchCV):
         -------
         self : object
             The fitted search.
+
+        Notes
+        -----
+        The fit is a transaction: if it raises or is interrupted (also
+        during the refit, e.g. by a ``KeyboardInterrupt``), the search keeps
+        the fitted attributes it had (``best_estimator_``, ``best_params_``,
+        ``cv_results_``, ...), or has none if it had none.
         """
         params = {"task_id": check_task_id(task_id, _num_samples(X)), **params}
         if groups is not None:
@@ -339,19 +350,41 @@ class _BaseRegimeSearch(BaseSearchCV):
             if self.verbose
             else contextlib.nullcontext()
         )
-        with config_context(enable_metadata_routing=True), progress:
-            with self._searching(X, y, groups, params):
-                super().fit(X, y, **params)
-        if isinstance(getattr(self, "best_estimator_", None), _SearchedEstimator):
-            self.best_estimator_ = self.best_estimator_.estimator
-            if hasattr(self.best_estimator_, "feature_names_in_"):
-                self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.scorer_ = (
-            {name: scorer.scorer for name, scorer in self.scorer_.items()}
-            if isinstance(self.scorer_, dict)
-            else self.scorer_.scorer
-        )
+        with self._kept_on_failure():
+            with config_context(enable_metadata_routing=True), progress:
+                with self._searching(X, y, groups, params):
+                    super().fit(X, y, **params)
+            # scikit-learn refitted the wrapper: keep what it wraps.
+            if isinstance(getattr(self, "best_estimator_", None), _SearchedEstimator):
+                self.best_estimator_ = self.best_estimator_.estimator
+                if hasattr(self.best_estimator_, "feature_names_in_"):
+                    self.feature_names_in_ = self.best_estimator_.feature_names_in_
+            self.scorer_ = (
+                {name: scorer.scorer for name, scorer in self.scorer_.items()}
+                if isinstance(self.scorer_, dict)
+                else self.scorer_.scorer
+            )
         return self
+
+    @contextlib.contextmanager
+    def _kept_on_failure(self):
+        """Put the search back as it was if the block raises or is interrupted.
+
+        scikit-learn's fit sets ``best_index_``, ``best_params_`` and the
+        unfitted ``best_estimator_`` (here the private wrapper) before the
+        refit, and other attributes before or after it: an interrupted refit
+        would leave a mix of two fits and a wrapper in place of the estimator.
+        The fit changes only attributes of the search itself (the previous
+        ``best_estimator_`` is replaced, never refitted), so keeping them is
+        enough to undo it.
+        """
+        previous = dict(vars(self))
+        try:
+            yield
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
 
     @contextlib.contextmanager
     def _searching(self, X, y, groups, params):
@@ -437,8 +470,11 @@ class _BaseRegimeSearch(BaseSearchCV):
                 cv = self._evaluate_grouped(
                     candidate_params, cv, routed, tasks, more_results
                 )
+                # Each row of scikit-learn's results names its candidate, for
+                # the check where the group results replace these rows.
                 candidate_params = [
-                    {**params, OUTCOME: PLACEHOLDER} for params in candidate_params
+                    {**params, OUTCOME: Placeholder(state.n_candidates + i)}
+                    for i, params in enumerate(candidate_params)
                 ]
             state.n_candidates += len(candidate_params)
             return evaluate_candidates(
@@ -503,6 +539,7 @@ class _BaseRegimeSearch(BaseSearchCV):
             fit_and_score_kwargs,
             parallel=Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch),
             insert_error_scores=callable(self.scoring),
+            first_candidate=state.n_candidates,
         )
         for i, outs in results.items():
             state.results[state.n_candidates + i] = outs
@@ -522,14 +559,11 @@ class _BaseRegimeSearch(BaseSearchCV):
         # scikit-learn's evaluate_candidates calls this with all the candidates
         # and fits so far: the only place where the fits' errors reach a
         # subclass, to warn about each failed candidate with the reason, and
-        # where the vectorized path's results replace its placeholders.
-        candidate_params = [
-            {k: v for k, v in params.items() if k not in (DEVICE, N_THREADS, OUTCOME)}
-            for params in candidate_params
-        ]
+        # where the vectorized path's results replace its placeholders, each
+        # checked against the candidate and fold of the row it replaces.
         state = self._search_state
-        for i, outs in state.results.items():
-            out[i * n_splits : (i + 1) * n_splits] = outs
+        out = splice(candidate_params, n_splits, out, state.results)
+        candidate_params = [own_params(params) for params in candidate_params]
         for i in range(state.n_reported, len(candidate_params)):
             errors = [
                 result["fit_error"]

@@ -8,6 +8,12 @@ already fitted estimator; ``evaluate_candidates`` then runs on placeholders
 (no training, no scoring), on the same folds, so that its bookkeeping
 (``cv_results_``, refit, callbacks) stays scikit-learn's, and the search's
 ``_format_results`` puts the real results in their place.
+
+Nothing there is matched by position alone: each placeholder names its
+candidate (:class:`Placeholder`), each result the candidate and fold it was
+fitted for (its ``WHERE`` entry, set where the estimator was built from the
+candidate's parameters), and :func:`splice` checks both before a result
+replaces a placeholder.
 """
 
 import time
@@ -26,7 +32,97 @@ from .._vectorized._fit import differences
 
 # Parameters that the search adds to every candidate (see _SearchedEstimator).
 DEVICE, N_THREADS, OUTCOME = "skcl_device", "skcl_n_threads", "skcl_outcome"
-PLACEHOLDER = "placeholder"
+# The entry of a group's result that names its (candidate, fold).
+WHERE = "skcl_candidate_fold"
+
+
+class Placeholder:
+    """The outcome of a candidate trained and scored in a group: no fit, no score.
+
+    It names the candidate (its index among all the search's candidates), so
+    that the row scikit-learn gives it can be checked at the splice.
+    """
+
+    __slots__ = ("candidate",)
+
+    def __init__(self, candidate):
+        self.candidate = candidate
+
+    def __repr__(self):
+        return f"Placeholder({self.candidate})"
+
+
+class SpliceError(RuntimeError):
+    """A group's result met the row of another candidate or fold (an skcl bug)."""
+
+
+def _splice_error(what):
+    return SpliceError(
+        f"Internal error of skcl's search: {what}. The search stopped rather "
+        "than report a result under another candidate or fold; please report "
+        "this bug with the search's parameters."
+    )
+
+
+def splice(candidate_params, n_splits, out, results):
+    """Return ``out`` with the group results in place of their placeholders.
+
+    ``candidate_params`` and ``out`` are what scikit-learn's
+    ``evaluate_candidates`` passes to ``_format_results``: every candidate
+    so far, and their ``_fit_and_score`` results, fold after fold for each
+    candidate in turn. ``results`` maps a candidate index to its group
+    results, one per fold. Every result must name the candidate and fold of
+    the row it replaces, every such row must hold that candidate's
+    placeholder (with as many test samples), and every placeholder must be
+    replaced: anything else raises :class:`SpliceError`, naming both.
+    """
+    out = list(out)
+    placeholders = set()
+    for row, params in enumerate(candidate_params):
+        placeholder = params.get(OUTCOME)
+        if not isinstance(placeholder, Placeholder):
+            continue
+        if placeholder.candidate != row:
+            raise _splice_error(
+                f"the placeholder of candidate {placeholder.candidate} is in "
+                f"the row of candidate {row}"
+            )
+        if row not in results:
+            raise _splice_error(f"candidate {row} has no group result")
+        placeholders.add(row)
+    for candidate, outs in results.items():
+        if candidate not in placeholders:
+            raise _splice_error(
+                f"the group results of candidate {candidate} have no placeholder "
+                "to replace"
+            )
+        if len(outs) != n_splits:
+            raise _splice_error(
+                f"candidate {candidate} has {len(outs)} group results for "
+                f"{n_splits} folds"
+            )
+        for fold, result in enumerate(outs):
+            where = result.get(WHERE) if isinstance(result, dict) else None
+            if where != (candidate, fold):
+                raise _splice_error(
+                    f"the result of {_name(where)} reached the row of candidate "
+                    f"{candidate}, fold {fold}"
+                )
+            position = candidate * n_splits + fold
+            if result["n_test_samples"] != out[position]["n_test_samples"]:
+                raise _splice_error(
+                    f"the result of candidate {candidate}, fold {fold} was scored "
+                    f"on {result['n_test_samples']} samples, its row on "
+                    f"{out[position]['n_test_samples']}"
+                )
+            out[position] = {k: v for k, v in result.items() if k != WHERE}
+    return out
+
+
+def _name(where):
+    if isinstance(where, tuple) and len(where) == 2:
+        return f"candidate {where[0]}, fold {where[1]}"
+    return f"an unnamed candidate and fold ({where!r})"
 
 
 def plan_groups(estimator, candidate_params, routed_fit_params):
@@ -109,12 +205,15 @@ def evaluate_grouped(
     *,
     parallel,
     insert_error_scores,
+    first_candidate=0,
 ):
     """Fit and score every (group, fold) task; return each candidate's results.
 
     ``estimator`` is the searched estimator (a :class:`_SearchedEstimator`).
     Returns the ``_fit_and_score`` results of each candidate index, one per
-    fold in order, and the reason why a group's candidates trained one by
+    fold in order, each naming in ``WHERE`` the candidate (its index plus
+    ``first_candidate``: its index among all the search's candidates) and
+    the fold it was fitted for, and the reason why a group's candidates trained one by
     one after all (found once their networks were built). Failures are
     warned about (or raised) as scikit-learn's ``evaluate_candidates`` does;
     ``insert_error_scores`` (a callable ``scoring``) fills the failed fits'
@@ -125,8 +224,9 @@ def evaluate_grouped(
             estimator,
             X,
             y,
+            split,
             *splits[split],
-            [(i, candidate_params[i]) for i in members],
+            [(first_candidate + i, candidate_params[i]) for i in members],
             fit_and_score_kwargs,
         )
         for members, split in tasks
@@ -144,20 +244,26 @@ def evaluate_grouped(
     return results, reasons
 
 
-def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
-    """Fit ``members`` (index, params) on one fold together; score each."""
+def _fit_and_score_group(estimator, X, y, split, train, test, members, kwargs):
+    """Fit ``members`` (candidate, params) on fold ``split`` together; score each.
+
+    Each result names, in ``WHERE``, the candidate whose parameters built
+    its estimator and the fold.
+    """
     from ._base_search import _torch_threads
 
     if len(members) == 1:
+        candidate, params = members[0]
         out = _fit_and_score(
-            clone(estimator).set_params(**members[0][1]),
+            clone(estimator).set_params(**params),
             X,
             y,
             train=train,
             test=test,
-            parameters=members[0][1],
+            parameters=params,
             **kwargs,
         )
+        out[WHERE] = (candidate, split)
         return [out], None
     first = members[0][1]
     threads, device = first.get(N_THREADS), first.get(DEVICE)
@@ -177,7 +283,7 @@ def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
         )
         fit_time = (time.perf_counter() - start) / len(members)
     outs = []
-    for (_, params), outcome in zip(members, outcomes, strict=True):
+    for (candidate, params), outcome in zip(members, outcomes, strict=True):
         fitted = clone(estimator).set_params(**params)
         if isinstance(outcome, BaseException):
             fitted.set_params(**{OUTCOME: outcome})
@@ -188,6 +294,7 @@ def _fit_and_score_group(estimator, X, y, train, test, members, kwargs):
             fitted, X, y, train=train, test=test, parameters=params, **kwargs
         )
         out["fit_time"] = fit_time
+        out[WHERE] = (candidate, split)
         outs.append(out)
     return outs, reason
 
