@@ -1,13 +1,15 @@
 """The stacked optimizers step each candidate as its own ``torch.optim`` one."""
 
 import copy
+import re
 
 import pytest
 import torch
 from torch import nn
 
+import skcl._vectorized._optimizers as stacked_optimizers
 from skcl._vectorized._network import StackedNetwork
-from skcl._vectorized._optimizers import StackedOptimizer
+from skcl._vectorized._optimizers import StackedOptimizer, stacked_optimizer_reason
 from skcl.modules import MLP
 from skcl.penalties._implicit import ImplicitQuadraticStep
 
@@ -26,7 +28,7 @@ CASES = {
         lambda k: {
             "lr": 0.03,
             "momentum": [0.8, 0.6, 0.0][k],
-            "dampening": [0.3, 0.0, 0.5][k],
+            "dampening": [0.3, 0.2, 0.5][k],
             "weight_decay": [1e-2, 0.0, 3e-2][k],
         },
     ),
@@ -51,6 +53,14 @@ CASES = {
     "adam-amsgrad": (
         torch.optim.Adam,
         lambda k: {"lr": 2e-3 * (k + 1), "amsgrad": True, "weight_decay": 1e-2 * k},
+    ),
+    "adam-decoupled": (
+        torch.optim.Adam,
+        lambda k: {
+            "lr": [1e-3, 3e-3, 1e-2][k],
+            "weight_decay": [0.1, 1e-2, 0.0][k],
+            "decoupled_weight_decay": True,
+        },
     ),
     "adamw": (
         torch.optim.AdamW,
@@ -102,8 +112,10 @@ CASES = {
 def _modules(K, kind):
     """K float64 networks of one architecture; the stack transposes their weights."""
     torch.manual_seed(1)
-    if kind == "mlp":
+    if kind in ("mlp", "frozen"):
         modules = [MLP(5, 3, hidden_sizes=(4,)) for _ in range(K)]
+        for module in modules:
+            module.layers[0].weight.requires_grad_(kind == "mlp")
     else:
         modules = [
             nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3, bias=False))
@@ -153,27 +165,31 @@ def _reference_step(module, optimizer, grads, form, mode):
 
 
 def _tolerance(steps, magnitude):
-    """The most two float64 runs of ``steps`` steps may differ by, at ``magnitude``.
+    """The most a float64 run of ``steps`` steps may differ from torch's.
 
-    A step rounds each coordinate at most about 16 times (at most eps / 2 each);
-    the stacked step and torch's may round at different places. The gradients
-    are drawn, not computed from the parameters, and the penalty and weight
-    decay only pull toward a centre, so the differences add up at most
-    linearly: 16 * steps * eps * magnitude, ``magnitude`` the largest operand.
+    A step rounds each coordinate at most about 16 times (eps / 2 each at
+    most); the stacked step and torch's may round at different places (their
+    quadratic step, a product's operand order). The gradients are drawn, not
+    computed from the parameters, and the penalty and weight decay only pull
+    toward a centre, so the differences add up at most linearly over the
+    steps: 16 * steps * eps * ``magnitude``, the largest operand.
     """
     return 16 * steps * EPS * magnitude
 
 
-def _magnitude(tensors, lr):
-    """The largest operand: the tensors compared, and ``|theta| / lr`` for the
-    momentum buffers that the implicit step computes as ``(theta - theta') / lr``."""
-    return max(float(t.abs().max()) for t in tensors) / lr
+def _largest(tensors):
+    return max(float(t.detach().abs().max()) for t in tensors)
+
+
+def _unstack_flat(network):
+    return lambda t: network.unstack(network.split(t))
 
 
 def _run(case, K, mode, kind="mlp"):
     cls, hyper = CASES[case]
     modules = _modules(K, kind)
-    optimizers = [cls(_params(m), **hyper(k)) for k, m in enumerate(modules)]
+    # Over every parameter: torch skips the frozen ones, which get no gradient.
+    optimizers = [cls(m.parameters(), **hyper(k)) for k, m in enumerate(modules)]
     forms = _quadratic(modules, mode)
     # Candidate 1 has trained before (it has state); the others start fresh.
     for k in range(1, min(K, 2)):
@@ -189,7 +205,7 @@ def _run(case, K, mode, kind="mlp"):
         optimizers,
         network.flat,
         network.stack,
-        lambda t: network.unstack(network.split(t)),
+        _unstack_flat(network),
         quadratic,
         implicit=mode == "implicit",
     )
@@ -202,14 +218,15 @@ def _run(case, K, mode, kind="mlp"):
     return network, stacked, references, forms, optimizers, modules
 
 
-def _lrs(case, K):
+def _smallest_lr(case, K):
     return min(CASES[case][1](k)["lr"] for k in range(K))
 
 
-def _assert_params(network, references, steps, lr):
+def _assert_params(network, references, steps):
     copies = network.unstack(network.split(network.flat))
+    # Operands: the parameters, and a step's lr * direction (of order one).
     expected = [p for m, _ in references for p in _params(m)]
-    tol = _tolerance(steps, max(float(p.detach().abs().max()) for p in expected) + 1.0)
+    tol = _tolerance(steps, _largest(expected) + 1.0)
     for mine, (module, _) in zip(copies, references, strict=True):
         for p, q in zip(mine, _params(module), strict=True):
             torch.testing.assert_close(p, q.detach(), rtol=0, atol=tol)
@@ -243,16 +260,12 @@ def _assert_states(optimizers, references, steps, lr):
                 )
 
 
-@pytest.mark.parametrize("mode", [None, "explicit", "implicit"])
-@pytest.mark.parametrize("K", [1, 3])
-@pytest.mark.parametrize("case", list(CASES))
-def test_candidates_step_as_their_torch_optimizers(case, K, mode):
-    network, stacked, references, forms, optimizers, modules = _run(case, K, mode)
-    lr = _lrs(case, K)
-    _assert_params(network, references, STEPS, lr)
+def _check(case, K, mode, kind="mlp"):
+    """Stacked steps equal torch's, and torch continues from the written state."""
+    network, stacked, references, forms, optimizers, modules = _run(case, K, mode, kind)
+    _assert_params(network, references, STEPS)
     stacked.write_back()
-    _assert_states(optimizers, references, STEPS, lr)
-    # torch.optim continues from the written state as the stack does.
+    _assert_states(optimizers, references, STEPS, _smallest_lr(case, K))
     network.copy_to(modules)
     for _ in range(MORE_STEPS):
         grads = [[torch.randn_like(p) for p in _params(m)] for m in modules]
@@ -260,4 +273,147 @@ def test_candidates_step_as_their_torch_optimizers(case, K, mode):
         for k, (module, optimizer) in enumerate(zip(modules, optimizers)):
             form = None if forms is None else forms[k]
             _reference_step(module, optimizer, grads[k], form, mode)
-    _assert_params(network, list(zip(modules, optimizers)), STEPS + MORE_STEPS, lr)
+    _assert_params(network, list(zip(modules, optimizers)), STEPS + MORE_STEPS)
+
+
+@pytest.mark.parametrize("mode", [None, "explicit", "implicit"])
+@pytest.mark.parametrize("K", [1, 3])
+@pytest.mark.parametrize("case", list(CASES))
+def test_candidates_step_as_their_torch_optimizers(case, K, mode):
+    _check(case, K, mode)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "frozen"])
+@pytest.mark.parametrize("mode", [None, "implicit"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_column_blocks_step_as_the_whole(monkeypatch, case, mode, kind):
+    # Blocks of 5 columns for K = 3: each parameter spans several blocks.
+    monkeypatch.setattr(stacked_optimizers, "_BLOCK_ELEMENTS", 16)
+    _check(case, 3, mode, kind)
+
+
+def test_write_back_before_a_step_leaves_fresh_optimizers_without_state():
+    modules = _modules(2, "mlp")
+    optimizers = [torch.optim.Adam(m.parameters()) for m in modules]
+    network = StackedNetwork(modules)
+    stacked = StackedOptimizer(
+        optimizers, network.flat, network.stack, _unstack_flat(network)
+    )
+    stacked.write_back()
+    assert all(not o.state_dict()["state"] for o in optimizers)
+
+
+def _optimizers(cls=torch.optim.SGD, K=2, **kwargs):
+    return [cls(m.parameters(), **kwargs) for m in _modules(K, "mlp")]
+
+
+def _stepped(optimizer, which=None):
+    """``optimizer`` after a step with gradients on the parameters ``which``."""
+    for i, p in enumerate(optimizer.param_groups[0]["params"]):
+        p.grad = torch.ones_like(p) if which is None or i in which else None
+    optimizer.step()
+    return optimizer
+
+
+class _OwnSGD(torch.optim.SGD):
+    pass
+
+
+def _refusals():
+    sgd, adam, rmsprop = torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop
+    module = _modules(1, "mlp")[0]
+    two_groups = sgd(
+        [
+            {"params": module.layers[0].parameters()},
+            {"params": module.layers[2].parameters()},
+        ],
+        lr=0.1,
+    )
+    cases = [
+        ([torch.optim.LBFGS(module.parameters())], "its optimizer is LBFGS"),
+        ([_OwnSGD(module.parameters(), lr=0.1)], "its optimizer is _OwnSGD"),
+        (
+            _optimizers()[:1] + _optimizers(adam)[:1],
+            "their optimizers differ: SGD and Adam",
+        ),
+        (
+            _optimizers(torch.optim.AdamW)[:1] + _optimizers(adam)[:1],
+            "their optimizers differ: AdamW and Adam",
+        ),
+        ([two_groups], "its SGD has 2 parameter groups"),
+        (_optimizers(lr=0.1, maximize=True), "its SGD sets maximize"),
+        (_optimizers(adam, differentiable=True), "its Adam sets differentiable"),
+        (_optimizers(adam, capturable=True), "its Adam sets capturable"),
+        (
+            _optimizers(lr=0.1, momentum=0.9, nesterov=True)[:1]
+            + _optimizers(lr=0.1, momentum=0.9)[:1],
+            "their SGD differs in nesterov",
+        ),
+        (
+            _optimizers(adam)[:1] + _optimizers(adam, amsgrad=True)[:1],
+            "their Adam differs in amsgrad",
+        ),
+        (
+            _optimizers(adam)[:1] + _optimizers(adam, decoupled_weight_decay=True)[:1],
+            "their Adam differs in decoupled_weight_decay",
+        ),
+        (
+            _optimizers(rmsprop)[:1] + _optimizers(rmsprop, centered=True)[:1],
+            "their RMSprop differs in centered",
+        ),
+        (
+            [_stepped(_optimizers(adam)[0], which={0, 1})],
+            "its Adam has state for only some parameters",
+        ),
+        (
+            [_stepped(_stepped(_optimizers(adam)[0]), which={0})],
+            "its Adam's parameters are at different steps",
+        ),
+    ]
+    fused = _optimizers(adam)
+    fused[0].param_groups[0]["fused"] = True
+    cases.append((fused, "its Adam sets fused"))
+    late_momentum = _stepped(_optimizers(rmsprop)[0])
+    late_momentum.param_groups[0]["momentum"] = 0.9
+    cases.append(([late_momentum], "its RMSprop's state lacks momentum_buffer"))
+    late_amsgrad = _stepped(_optimizers(adam)[0])
+    late_amsgrad.param_groups[0]["amsgrad"] = True
+    cases.append(([late_amsgrad], "its Adam's state lacks max_exp_avg_sq"))
+    other = MLP(5, 3, hidden_sizes=(6,)).double()
+    cases.append(
+        (
+            [*_optimizers()[:1], sgd(other.parameters(), lr=0.1)],
+            "their optimizers' parameters differ in shape",
+        )
+    )
+    return cases
+
+
+@pytest.mark.parametrize(("optimizers", "reason"), _refusals())
+def test_refusals_say_why(optimizers, reason):
+    assert stacked_optimizer_reason(optimizers) == reason
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        StackedOptimizer(optimizers, torch.zeros(1, 1), None, None)
+
+
+@pytest.mark.parametrize(
+    "optimizers",
+    [
+        _optimizers(lr=0.1, foreach=True),
+        _optimizers(torch.optim.Adam, foreach=False, fused=False),
+        _optimizers(torch.optim.AdamW),
+        [_stepped(o) for o in _optimizers(torch.optim.Adagrad)],
+    ],
+)
+def test_accepted_optimizers_have_no_reason(optimizers):
+    assert stacked_optimizer_reason(optimizers) is None
+
+
+def test_optimizers_of_other_parameters_are_refused():
+    modules = _modules(2, "mlp")
+    network = StackedNetwork(modules)
+    optimizers = [torch.optim.SGD(m.layers[0].parameters()) for m in modules]
+    with pytest.raises(ValueError, match="do not step the stacked parameters"):
+        StackedOptimizer(
+            optimizers, network.flat, network.stack, _unstack_flat(network)
+        )
