@@ -19,6 +19,7 @@ from ._data import _DataMixin
 from ._params import ParamsMixin
 from ._state import capture, interrupts_deferred, restore
 from ._tasks import check_task_id, task_order
+from ._vectorized._settings import ChunkSettings
 from .modules import MLP
 from .penalties import QuadraticPenalty
 from .penalties._implicit import check_implicit_optimizer
@@ -321,21 +322,18 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             raise
 
     def _train_task_unguarded(self, X, y, labels, task):
-        seed, step = self._open_chunk(labels, task)
+        seed, settings = self._open_chunk(labels, task)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             with self._divergence_reported(task):
                 self.net_.train_chunk(
-                    X, y, generator=torch.Generator().manual_seed(seed), **step
+                    X, y, settings, torch.Generator().manual_seed(seed)
                 )
             self.net_.consolidate(X, y, task)
         self._keep_snapshot()
 
     def _open_chunk(self, labels, task):
-        """Open ``task`` if it is new; return the chunk's seed and step settings.
-
-        The settings are ``train_chunk``'s keyword arguments but the generator.
-        """
+        """Open ``task`` if it is new; return the chunk's seed and its settings."""
         net = self.net_
         self._sync_plugins()
         if not self.tasks_ or task != self.tasks_[-1]:
@@ -344,7 +342,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             self.tasks_.append(task)
             net.begin_task(reset_optimizer=self.reset_optimizer)
         k = len(self.tasks_) - 1
-        step = dict(
+        settings = ChunkSettings(
             epochs=self.max_epochs,
             batch_size=self.batch_size,
             lr=max(self.lr * self.lr_decay**k, self.min_lr),
@@ -352,7 +350,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             penalty_step=self.penalty_step,
             output_mask=self._task_output_mask(task, labels),
         )
-        return self._rng.randint(_MAX_SEED), step
+        return self._rng.randint(_MAX_SEED), settings
 
     @contextlib.contextmanager
     def _divergence_reported(self, task):

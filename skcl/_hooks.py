@@ -3,17 +3,15 @@
 from ._plugin import Plugin
 from .penalties import QuadraticPenalty
 
-HOOKS = (
-    "initialize",
-    "begin_task",
+# The hooks called at every training step, in the order the engine calls them.
+STEP_HOOKS = (
     "before_forward",
     "loss",
     "after_task_backward",
     "after_backward",
     "after_step",
-    "consolidate",
-    "end_task",
 )
+HOOKS = ("initialize", "begin_task", *STEP_HOOKS, "consolidate", "end_task")
 
 
 class Hooks:
@@ -40,6 +38,10 @@ class Hooks:
         """Return the overriding hooks ``name`` as bound methods."""
         return self._hooks[name]
 
+    def stepping(self):
+        """Name the per-step hooks that the plug-ins override."""
+        return [name for name in STEP_HOOKS if self._hooks[name]]
+
     def notify(self, name, *args):
         for hook in self._hooks[name]:
             hook(*args)
@@ -52,3 +54,21 @@ class Hooks:
             if term is not None:
                 total = term if total is None else total + term
         return total
+
+
+def unstacked_hooks(plugin):
+    """Name the per-step hooks of ``plugin`` that are not declared stackable.
+
+    A hook is stackable when the class that defines it lists it in its own
+    ``stackable_steps``: a subclass that overrides a hook declares it again.
+    """
+    names = Hooks([plugin]).stepping()
+    return [
+        name
+        for name in names
+        if name not in _defining_class(plugin, name).__dict__.get("stackable_steps", ())
+    ]
+
+
+def _defining_class(plugin, name):
+    return next(c for c in type(plugin).__mro__ if name in vars(c))

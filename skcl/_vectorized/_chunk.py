@@ -1,107 +1,362 @@
-"""One chunk of the current task, trained by K nets at once."""
+"""The one training loop: a chunk of the current task, for a stack of K >= 1 nets.
+
+Every estimator's ``fit`` and ``partial_fit`` (K = 1) and every stacked
+search (K > 1) train through :func:`train_chunk`. The step pipeline is
+written once in :func:`_train_epoch`; a backend does the forward and
+backward passes and the optimizer step:
+
+- :class:`_StackedBackend`: the stacked parameters of every candidate as one
+  ``(K, P)`` tensor, batched matrix products (or ``torch.func.vmap``), the
+  stacked optimizer. It serves any K, and K = 1 where it applies, since it
+  is the faster path.
+- :class:`_ModuleBackend`: K = 1 on the net's own module and optimizer with
+  plain autograd, for whatever the stacked backend cannot do
+  (:func:`stacked_reason` says what).
+"""
 
 import copy
 
 import torch
+from skorch.callbacks import Callback
+from torch import nn
 
-from .._hooks import Hooks
+from .._hooks import Hooks, unstacked_hooks
+from .._params import fingerprint
 from .._plugin import Step, mask_outputs
+from .._state import state_names
 from ._by_hand import by_hand
-from ._network import StackedNetwork
+from ._network import StackedNetwork, _batched_plan
+from ._settings import stacking_reason
 from ._step import StackedQuadratic, StackedSGD
 
-STEP_HOOKS = (
-    "before_forward",
-    "loss",
-    "after_task_backward",
-    "after_backward",
-    "after_step",
-)
-# The per-step hooks that a stackable plug-in may have.
-STACKED_HOOKS = ("after_task_backward", "after_step")
+_BATCH_CALLBACKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+_SGD_DEFAULTS = dict(dampening=0, nesterov=False, weight_decay=0, maximize=False)
 
 
-def train_together(
-    nets,
-    X,
-    y,
-    *,
-    epochs,
-    batch_size,
-    lrs,
-    momenta,
-    penalty_step,
-    output_mask,
-    generators,
-    dropout_generators=None,
-):
-    """Train ``nets`` on their current chunk as :meth:`train_chunk` would, stacked.
+def train_chunk(nets, X, y, settings, generators, dropout_generators=None):
+    """Train ``nets`` on their current chunk ``X``, ``y``; return their errors.
 
-    The nets share the chunk ``X``, ``y``, the number of epochs, the batch
-    size and the output mask; each has its own learning rate, momentum
-    (None keeps the optimizer's), quadratic penalties and ``generators``
-    entry, the generator of its batch order (one generator for every net:
-    they share the order). Their parameters, momentum buffers, plug-in state
-    and histories end as :meth:`train_chunk` would leave them.
+    Each net has its ``settings`` entry (:class:`ChunkSettings`); they share
+    the chunk and the shared settings. ``generators`` draw the batch order:
+    one for every net (they share it) or one per net. ``dropout_generators``
+    (one per net, or None for torch's global generator) draw the dropout
+    masks of a stacked batched network. The nets' parameters, optimizer
+    state, plug-in state and histories end as training each alone would
+    leave them.
 
     Returns
     -------
     list
-        Per net, None or the FloatingPointError that stopped it (its net is
-        then left as it is).
+        Per net, None or the FloatingPointError that stopped it.
+
+    Raises
+    ------
+    ValueError
+        If the nets cannot train stacked (K > 1): :func:`stacked_reason`.
     """
-    K = len(nets)
-    for net, lr, momentum in zip(nets, lrs, momenta, strict=True):
-        net.output_mask_ = output_mask
-        net.set_step_sizes(lr, momentum)
+    reason = stacking_reason(settings) if len(nets) > 1 else None
+    reason = reason or stacked_reason(nets, X)
+    if reason is not None and len(nets) > 1:
+        raise ValueError(f"the nets cannot train stacked: {reason}")
+    shared = settings[0]
+    for net, own in zip(nets, settings, strict=True):
+        net.output_mask_ = shared.output_mask
+        net.set_step_sizes(own.lr, own.momentum)
         net.notify("on_train_begin", X=X, y=y)
-    hooks = [Hooks(net.plugins_) for net in nets]
-    network = StackedNetwork([net.module_ for net in nets], dropout_generators)
-    quadratic, errors = None, [None] * K
-    if any(h.quadratic for h in hooks):
-        forms = [net.quadratic_forms(h) for net, h in zip(nets, hooks, strict=True)]
-        quadratic, errors = StackedQuadratic.of(network, forms)
-    groups = [net.optimizer_.param_groups[0] for net in nets]
-    momenta = [float(group["momentum"]) for group in groups]
-    sgd = StackedSGD(
-        network.flat,
-        network.sizes,
-        [float(group["lr"]) for group in groups],
-        momenta,
-        _stacked_buffer(nets, network),
-        quadratic,
-        implicit=penalty_step == "implicit",
-    )
-    plugins = StackedPlugins(nets, network)
-    criterion = copy.copy(nets[0].criterion_)
-    criterion.reduction = "none"
+    if reason is None:
+        shared_rows = len(generators) == 1
+        backend = _StackedBackend(
+            nets, shared, shared_rows, dropout_generators, X.dim() - 1
+        )
+    else:
+        backend = _ModuleBackend(nets[0], shared)
+    errors = list(backend.errors)
     orders = _Orders(generators, len(X), X.device)
-    for _ in range(epochs):
+    for _ in range(shared.epochs):
+        if all(e is not None for e in errors):
+            break
         for net in nets:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-        losses = _train_epoch(
-            network,
-            sgd,
-            plugins,
-            criterion,
-            X,
-            y,
-            orders.draw(),
-            batch_size,
-            output_mask,
-        )
-        network.copy_to([net.module_ for net in nets])
+        losses, terms = _train_epoch(backend, X, y, orders.draw(), shared)
+        backend.write_parameters()
         for k, net in enumerate(nets):
             if errors[k] is None:
-                errors[k] = _caught(net.end_epoch, losses[k].item(), 0.0, hooks[k])
-    _write_buffers(nets, network, sgd.buffer, momenta)
-    plugins.write_back()
+                errors[k] = _caught(
+                    net.end_epoch, losses[k].item(), terms[k].item(), backend.hooks[k]
+                )
+    backend.finish()
     for k, net in enumerate(nets):
         if errors[k] is None:
-            errors[k] = _caught(net._check_finite_outputs, X[:batch_size])
+            errors[k] = _caught(net._check_finite_outputs, X[: shared.batch_size])
         if errors[k] is None:
             net.notify("on_train_end", X=X, y=y)
     return errors
+
+
+def _train_epoch(backend, X, y, order, settings):
+    """Train one epoch; return each net's mean task loss and mean extra terms."""
+    notify = backend.notify
+    callbacks = backend.callbacks
+    losses, terms = [], []
+    for Xb, yb in _Batches(X, y, order, settings.batch_size, reuse=not callbacks):
+        step = Step(Xb, yb, settings.output_mask)
+        if callbacks:
+            backend.net.notify("on_batch_begin", batch=(Xb, yb), training=True)
+        notify("before_forward", step)
+        extra = backend.backward(step)
+        notify("after_backward", step)
+        if callbacks:
+            backend.net.notify(
+                "on_grad_computed",
+                named_parameters=list(backend.net.module_.named_parameters()),
+                batch=(Xb, yb),
+                training=True,
+            )
+        backend.optimizer_step()
+        notify("after_step", step)
+        if callbacks:
+            backend.net.notify(
+                "on_batch_end",
+                batch=(Xb, yb),
+                training=True,
+                loss=step.loss,
+                y_pred=mask_outputs(step.logits, step.output_mask),
+            )
+        losses.append(step.loss.detach().reshape(-1))
+        if extra is not None:
+            terms.append(extra.detach().reshape(-1))
+    loss = torch.stack(losses).mean(0)
+    return loss, (torch.stack(terms).mean(0) if terms else torch.zeros_like(loss))
+
+
+class _ModuleBackend:
+    """K = 1 on the net's module and optimizer, with plain autograd.
+
+    Any module, optimizer, plug-in and callback; the quadratic penalties
+    step implicitly (:class:`ImplicitQuadraticStep`) or add their gradient.
+    """
+
+    def __init__(self, net, settings):
+        self.net = net
+        hooks = Hooks(net.plugins_)
+        self.hooks = [hooks]
+        self.errors = [None]
+        self.callbacks = any(
+            _overrides(cb, Callback, name)
+            for _, cb in net.callbacks_
+            for name in _BATCH_CALLBACKS
+        )
+        self.params = [p for p in net.module_.parameters() if p.requires_grad]
+        self.implicit = None
+        if settings.penalty_step == "implicit":
+            self.implicit = net._implicit_step(hooks)
+        self.explicit = hooks.quadratic if self.implicit is None else []
+        self.workspace = [torch.empty_like(p) for p in self.params if self.explicit]
+        self.plugins = hooks
+        net.module_.train()
+
+    def notify(self, name, step):
+        for hook in self.plugins[name]:
+            hook(self.net, step)
+
+    def backward(self, step):
+        net, hooks = self.net, self.plugins
+        net.optimizer_.zero_grad(set_to_none=True)
+        step.logits = net.module_(step.inputs)
+        y_pred = mask_outputs(step.logits, step.output_mask)
+        step.loss = loss = net.criterion_(y_pred, step.targets)
+        extra = hooks.loss(net, step)
+        task_gradient = hooks["after_task_backward"]
+        if extra is None or not task_gradient:
+            (loss if extra is None else loss + extra).backward()
+            self.notify("after_task_backward", step)
+        else:
+            # The terms may read the graph of the task loss (LwF the logits).
+            loss.backward(retain_graph=True)
+            self.notify("after_task_backward", step)
+            extra.backward()
+        if hooks.quadratic:
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+        for penalty in self.explicit:
+            penalty.add_gradient(net, self.params, self.workspace)
+        return extra
+
+    def optimizer_step(self):
+        if self.implicit is not None:
+            self.implicit.before_step()
+        self.net.optimizer_.step()
+        if self.implicit is not None:
+            self.implicit.apply()
+
+    def write_parameters(self):
+        """The module is trained in place."""
+
+    def finish(self):
+        """The optimizer and plug-ins hold their state."""
+
+
+class _StackedBackend:
+    """Every net's parameters as one ``(K, P)`` tensor, stepped at once."""
+
+    def __init__(self, nets, settings, shared_rows, dropout_generators, sample_ndim):
+        self.nets = nets
+        self.shared_rows = shared_rows
+        self.net = nets[0]
+        self.callbacks = False
+        self.hooks = [Hooks(net.plugins_) for net in nets]
+        network = StackedNetwork(
+            [net.module_ for net in nets], dropout_generators, sample_ndim
+        )
+        quadratic, self.errors = None, [None] * len(nets)
+        if any(h.quadratic for h in self.hooks):
+            forms = [
+                net.quadratic_forms(h) for net, h in zip(nets, self.hooks, strict=True)
+            ]
+            quadratic, self.errors = StackedQuadratic.of(network, forms)
+        groups = [net.optimizer_.param_groups[0] for net in nets]
+        self.momenta = [float(group["momentum"]) for group in groups]
+        self.optimizer = StackedSGD(
+            network.flat,
+            network.sizes,
+            [float(group["lr"]) for group in groups],
+            self.momenta,
+            _stacked_buffer(nets, network),
+            quadratic,
+            implicit=settings.penalty_step == "implicit",
+        )
+        self.network = network
+        self.plugins = StackedPlugins(nets, network)
+        criterion = copy.copy(nets[0].criterion_)
+        criterion.reduction = "none"
+        self.criterion = criterion
+        self.hand = by_hand(network, criterion)
+        self.params = [p for p in network.params if p.requires_grad]
+        self.grads = None
+
+    def notify(self, name, step):
+        self.plugins.notify(name, step)
+
+    def backward(self, step):
+        """Each copy's task loss ``(K,)`` into ``step.loss``; gradients kept."""
+        network, K, shared = self.network, self.network.size, self.shared_rows
+        Xb, yb, mask = step.inputs, step.targets, step.output_mask
+        if self.hand is None:
+            for p in self.params:
+                p.grad = None
+            step.logits = logits = network(Xb, shared)
+            targets = yb.expand(K, *yb.shape) if shared else yb
+            per_sample = self.criterion(
+                mask_outputs(logits, mask).flatten(0, 1), targets.flatten(0, 1)
+            )
+            # The sum of the copies' mean losses: each copy's gradient is its own.
+            (per_sample.sum() * (K / per_sample.numel())).backward()
+            step.loss = per_sample.detach().view(K, -1).mean(1)
+            grads = [
+                torch.zeros_like(p) if p.grad is None else p.grad for p in self.params
+            ]
+        else:
+            with torch.no_grad():
+                step.loss, grads = self.hand(Xb, yb, shared, mask)
+            if self.plugins.stacks:  # they read the gradients in .grad
+                for p, g in zip(self.params, grads, strict=True):
+                    p.grad = g
+        self.grads = grads
+        self.notify("after_task_backward", step)
+        return None
+
+    def optimizer_step(self):
+        self.optimizer.step(self.grads)
+
+    def write_parameters(self):
+        self.network.copy_to([net.module_ for net in self.nets])
+
+    def finish(self):
+        _write_buffers(self.nets, self.network, self.optimizer.buffer, self.momenta)
+        self.plugins.write_back()
+
+
+def stacked_reason(nets, X):
+    """Why ``nets`` cannot train on the stacked backend, or None.
+
+    Checked for every stack; at K = 1 a reason means the module backend.
+    """
+    K = len(nets)
+    for net in nets:
+        for plugin in net.plugins_:
+            hooks = unstacked_hooks(plugin)
+            if hooks:
+                return (
+                    f"its plug-in {type(plugin).__name__} acts at every step "
+                    f"({', '.join(hooks)}) without declaring it stackable"
+                )
+        callbacks = [
+            name
+            for _, cb in net.callbacks_
+            for name in _BATCH_CALLBACKS
+            if _overrides(cb, Callback, name)
+        ]
+        if callbacks:
+            return f"its callbacks act at every batch ({', '.join(callbacks)})"
+        optimizer = net.optimizer_
+        groups = optimizer.param_groups
+        if type(optimizer) is not torch.optim.SGD or len(groups) != 1:
+            return "its optimizer is not a plain torch.optim.SGD with one group"
+        changed = [k for k, v in _SGD_DEFAULTS.items() if groups[0].get(k, v) != v]
+        if changed:
+            return f"its SGD sets {', '.join(changed)}"
+        criterion = net.criterion_
+        if type(criterion) not in (nn.CrossEntropyLoss, nn.MSELoss) or (
+            criterion.reduction != "mean"
+            or getattr(criterion, "weight", None) is not None
+        ):
+            return "its criterion is not an unweighted mean cross-entropy or MSE"
+    module = nets[0].module_
+    if K == 1:
+        # Alone, only the batched kernels beat the module's own autograd.
+        if _batched_plan(module, X.dim() - 1) is None:
+            return "its module has no batched kernels (MLPs and nn.Sequential)"
+        return None
+    if X.device.type != "cpu" and _draws_random(module, X):
+        return (
+            "its module draws random numbers (dropout) on a GPU, whose fused "
+            "kernels the stacked path does not reproduce"
+        )
+    return None
+
+
+def _draws_random(module, X):
+    """Whether a training forward pass of ``module`` draws random numbers.
+
+    It runs on a copy: a forward pass in training mode updates buffers such
+    as batch normalization's statistics.
+    """
+    module = copy.deepcopy(module)
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    training = module.training
+    module.train()
+    try:
+        with torch.no_grad():
+            module(X[:2])
+        drew = not torch.equal(cpu, torch.get_rng_state()) or (
+            cuda is not None
+            and any(
+                not torch.equal(a, b)
+                for a, b in zip(cuda, torch.cuda.get_rng_state_all(), strict=True)
+            )
+        )
+    finally:
+        module.train(training)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+    return drew
+
+
+def _overrides(obj, base, name):
+    return getattr(type(obj), name) is not getattr(base, name)
 
 
 def _caught(method, *args):
@@ -110,45 +365,6 @@ def _caught(method, *args):
     except FloatingPointError as error:
         return error
     return None
-
-
-def _train_epoch(network, sgd, plugins, criterion, X, y, order, batch_size, mask):
-    """Train one epoch; return each copy's mean task loss ``(K,)``."""
-    K, shared = network.size, order.dim() == 1
-    hand = by_hand(network, criterion)
-    params = [p for p in network.params if p.requires_grad]
-    losses = []
-    for start in range(0, len(X), batch_size):
-        rows = order[..., start : start + batch_size]
-        Xb, yb = X[rows], y[rows]
-        if hand is None:
-            for p in params:
-                p.grad = None
-            logits = network(Xb, shared)
-            targets = yb.expand(K, *yb.shape) if shared else yb
-            per_sample = criterion(
-                mask_outputs(logits, mask).flatten(0, 1), targets.flatten(0, 1)
-            )
-            # The sum of the copies' mean losses: each copy's gradient is its own.
-            (per_sample.sum() * (K / per_sample.numel())).backward()
-            loss = per_sample.detach().view(K, -1).mean(1)
-            grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-        else:
-            with torch.no_grad():
-                loss, grads = hand(Xb, yb, shared, mask)
-            if plugins.stacks:  # they read the gradients in .grad
-                for p, g in zip(params, grads, strict=True):
-                    p.grad = g
-        step = None
-        if plugins.stacks:
-            step = Step(Xb, yb, mask)
-            step.loss = loss
-            plugins.notify("after_task_backward", step)
-        sgd.step(grads)
-        if step is not None:
-            plugins.notify("after_step", step)
-        losses.append(loss)
-    return torch.stack(losses).mean(0)
 
 
 class _Orders:
@@ -160,6 +376,39 @@ class _Orders:
     def draw(self):
         orders = [torch.randperm(self.n, generator=g) for g in self.generators]
         return (orders[0] if len(orders) == 1 else torch.stack(orders)).to(self.device)
+
+
+class _Batches:
+    """The mini-batches of ``X``, ``y`` in ``order`` (``(n,)`` or ``(K, n)``).
+
+    Gathering each batch (into one reused buffer with ``reuse``) costs a
+    fraction of copying the whole shuffled chunk once per epoch.
+    """
+
+    def __init__(self, X, y, order, batch_size, *, reuse):
+        self.X, self.y, self.order, self.batch_size = X, y, order, batch_size
+        rows = order[..., :batch_size].numel()
+        self.buffers = (
+            (X.new_empty((rows, *X.shape[1:])), y.new_empty((rows, *y.shape[1:])))
+            if reuse
+            else None
+        )
+
+    def __iter__(self):
+        n = self.order.shape[-1]
+        for start in range(0, n, self.batch_size):
+            rows = self.order[..., start : start + self.batch_size]
+            if self.buffers is None:
+                yield self.X[rows], self.y[rows]
+                continue
+            flat = rows.reshape(-1)
+            Xb, yb = (b[: len(flat)] for b in self.buffers)
+            torch.index_select(self.X, 0, flat, out=Xb)
+            torch.index_select(self.y, 0, flat, out=yb)
+            yield (
+                Xb.view(*rows.shape, *self.X.shape[1:]),
+                yb.view(*rows.shape, *self.y.shape[1:]),
+            )
 
 
 def _stacked_buffer(nets, network):
@@ -204,10 +453,11 @@ def _write_buffers(nets, network, buffer, momenta):
 class StackedPlugins:
     """The plug-ins with per-step hooks, each stacked over the copies.
 
-    Only plug-ins that declare ``_stackable_steps`` may have per-step hooks
-    (``after_task_backward``, ``after_step``): their hooks see a net whose
-    module holds the stacked parameters and act elementwise on their state,
-    whose lists of parameter-shaped tensors are stacked for the chunk.
+    Their hooks see a net whose module holds the stacked parameters
+    (``(K, ...)`` each; see :class:`skcl.Plugin`) and a plug-in whose state
+    is stacked for the chunk: lists of parameter-shaped tensors parameter by
+    parameter, other tensors along a new first dimension; any other value
+    must be equal for every copy. Written back to each copy afterwards.
     """
 
     def __init__(self, nets, network):
@@ -215,38 +465,49 @@ class StackedPlugins:
         self.view = _StackedNet(network)
         shapes = [p.shape for p in _trainable(nets[0])]
         self.stacks = []
-        per_net = [[p for p in net.plugins_ if stepping(p)] for net in nets]
+        self._hooks = {}
+        per_net = [[p for p in net.plugins_ if Hooks([p]).stepping()] for net in nets]
         for plugins in zip(*per_net, strict=True):
             stacked = copy.copy(plugins[0])
-            names = [
-                name
-                for name, value in vars(plugins[0]).items()
-                if _parameter_shaped(value, shapes)
-            ]
-            for name in names:
-                setattr(
-                    stacked,
-                    name,
-                    network.stack_parameterwise([getattr(p, name) for p in plugins]),
-                )
+            names = []
+            for name in state_names(plugins[0]):
+                value = getattr(plugins[0], name)
+                values = [getattr(p, name) for p in plugins]
+                if _parameter_shaped(value, shapes):
+                    setattr(stacked, name, network.stack_parameterwise(values))
+                    names.append((name, "parameters"))
+                elif isinstance(value, torch.Tensor):
+                    setattr(stacked, name, torch.stack(values))
+                    names.append((name, "tensor"))
+                elif any(fingerprint(v) != fingerprint(value) for v in values[1:]):
+                    raise ValueError(
+                        f"{type(stacked).__name__}'s {name} differs between copies"
+                    )
+                else:
+                    setattr(stacked, name, copy.deepcopy(value))
+                    names.append((name, "value"))
             self.stacks.append((stacked, plugins, names))
+        hooks = Hooks([stacked for stacked, _, _ in self.stacks])
+        self._hooks = {name: hooks[name] for name in hooks.stepping()}
 
-    def notify(self, hook, step):
-        for stacked, _, _ in self.stacks:
-            getattr(stacked, hook)(self.view, step)
+    def notify(self, name, step):
+        for hook in self._hooks.get(name, ()):
+            hook(self.view, step)
 
     def write_back(self):
         for stacked, plugins, names in self.stacks:
-            for name in names:
-                copies = self.network.unstack(getattr(stacked, name))
-                for plugin, tensors in zip(plugins, copies, strict=True):
-                    setattr(plugin, name, [t.contiguous().clone() for t in tensors])
-
-
-def stepping(plugin):
-    """Name the hooks of ``plugin`` called at every training step."""
-    hooks = Hooks([plugin])
-    return [name for name in STEP_HOOKS if hooks[name]]
+            for name, kind in names:
+                value = getattr(stacked, name)
+                if kind == "parameters":
+                    copies = self.network.unstack(value)
+                    for plugin, tensors in zip(plugins, copies, strict=True):
+                        setattr(plugin, name, [t.contiguous().clone() for t in tensors])
+                elif kind == "tensor":
+                    for plugin, tensor in zip(plugins, value, strict=True):
+                        setattr(plugin, name, tensor.clone())
+                else:
+                    for plugin in plugins:
+                        setattr(plugin, name, copy.deepcopy(value))
 
 
 def _parameter_shaped(value, shapes):

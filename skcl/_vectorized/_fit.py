@@ -1,15 +1,15 @@
 """Fit continual estimators that differ only in per-candidate scalars, as one."""
 
-import copy
 import hashlib
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._hooks import Hooks, unstacked_hooks
 from .._params import fingerprint
-from .._state import capture, restore
-from ._chunk import STACKED_HOOKS, stepping, train_together
+from .._state import capture, interrupts_deferred, restore
+from ._chunk import _draws_random, stacked_reason, train_chunk
 from ._network import _batched_plan
 
 # Estimator parameters that may differ within a group; every plug-in's
@@ -29,16 +29,14 @@ _TRAINING_METHODS = (
     "_open_chunk",
     "_keep_snapshot",
 )
-# ... nor, in the inner net, what the stacked loop replaces.
+# ... nor, in the inner net, what a stack calls in place of train_chunk.
 _NET_METHODS = (
     "train_chunk",
-    "_train_epoch",
     "end_epoch",
     "set_step_sizes",
     "quadratic_forms",
     "get_loss",
 )
-_SGD_DEFAULTS = dict(dampening=0, nesterov=False, weight_decay=0, maximize=False)
 
 
 def stacking_key(estimator):
@@ -52,27 +50,18 @@ def stacking_key(estimator):
         if not getattr(type(estimator), name).__module__.startswith("skcl."):
             return None, f"{type(estimator).__name__} overrides {name}"
     params = estimator.get_params(deep=False)
-    if params["callbacks"] is not None:
-        return None, "it has callbacks, which run inside its training loop"
-    if params["replay"] is not None:
-        return None, (
-            f"its replay strategy {type(params['replay']).__name__} draws from its "
-            "own memory at every step, which the stacked loop does not do"
-        )
     if params["optimizer"] is not torch.optim.SGD:
         name = getattr(params["optimizer"], "__name__", params["optimizer"])
         return None, f"its optimizer is {name}; only torch.optim.SGD is stacked"
     stepping_types = []
-    for plugin in estimator._penalty_list():
-        hooks = stepping(plugin)
-        if hooks and not (
-            set(hooks) <= set(STACKED_HOOKS) and _declares_stackable(plugin, hooks)
-        ):
-            return None, (
-                f"its penalty {type(plugin).__name__} acts at every step "
-                f"({', '.join(hooks)})"
-            )
+    for plugin in estimator._plugin_list():
+        hooks = unstacked_hooks(plugin)
         if hooks:
+            return None, (
+                f"its plug-in {type(plugin).__name__} acts at every step "
+                f"({', '.join(hooks)}) without declaring it stackable"
+            )
+        if Hooks([plugin]).stepping():
             stepping_types.append(type(plugin))
     key = {
         name: _module_digest(value)
@@ -81,17 +70,8 @@ def stacking_key(estimator):
         for name, value in params.items()
         if name not in (*PER_CANDIDATE, "penalty")
     }
-    key["penalty"] = fingerprint(stepping_types)
+    key["plugins"] = fingerprint(stepping_types)
     return key, None
-
-
-def _declares_stackable(plugin, hooks):
-    """Whether each of ``hooks`` is defined by a class that declares it stackable."""
-    for hook in hooks:
-        owner = next(c for c in type(plugin).__mro__ if hook in vars(c))
-        if not vars(owner).get("_stackable_steps", False):
-            return False
-    return True
 
 
 def _module_digest(module):
@@ -125,8 +105,10 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
     (in parts of at most ``STACK_BYTES``), each ending as its own ``fit``
     (``partial_fit`` with ``partial=True``) would leave it; otherwise, or
     when the network or optimizer turns out not to stack, each is fitted
-    alone. An estimator whose training fails is left as the failure left
-    it, not rolled back: discard it.
+    alone. An estimator whose training fails is left as it was before the
+    failed chunk, as its own ``fit`` would leave it; an interrupt
+    (KeyboardInterrupt) undoes the chunk of every estimator, then the whole
+    call of those that had completed no chunk of it.
 
     Returns
     -------
@@ -150,6 +132,12 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
             reason, outcomes = _Group(estimators).fit(X, y, task_id, partial)
         except Exception as error:  # the stacked forward or a plug-in's state
             reason = f"their stacked training failed ({type(error).__name__}: {error})"
+        except BaseException:
+            with interrupts_deferred():
+                for state in saved:
+                    if not getattr(state.estimator, "tasks_", None):
+                        state.restore()  # no chunk of the call completed
+            raise
         if reason is None:
             return outcomes, None
         for state in saved:
@@ -235,9 +223,27 @@ class _Group:
 def _train_chunk(estimators, X, y, labels, task):
     """Train one chunk of ``task`` stacked; return each estimator's error or None.
 
-    Raises what the stacked training itself raises (the caller then trains
-    the estimators alone).
+    A chunk is a transaction for every candidate: one that fails is put
+    back as it was before the chunk, and so is every candidate when the
+    stacked training itself raises (the caller then trains them alone) or is
+    interrupted.
     """
+    saved = [capture(e) for e in estimators]
+    try:
+        outcomes = _train_chunk_unguarded(estimators, X, y, labels, task)
+    except BaseException:
+        with interrupts_deferred():
+            for estimator, state in zip(estimators, saved, strict=True):
+                restore(estimator, state)
+        raise
+    with interrupts_deferred():
+        for estimator, state, outcome in zip(estimators, saved, outcomes, strict=True):
+            if outcome is not None:
+                restore(estimator, state)
+    return outcomes
+
+
+def _train_chunk_unguarded(estimators, X, y, labels, task):
     opened, outcomes = [], {}
     for estimator in estimators:
         try:
@@ -255,10 +261,7 @@ def _train_chunk(estimators, X, y, labels, task):
 
 def _train_opened(estimators, opened, X, y, task):
     seeds = [seed for seed, _ in opened]
-    steps = [step for _, step in opened]
-    mask = steps[0]["output_mask"]
-    if any(not _same_mask(s["output_mask"], mask) for s in steps):
-        raise ValueError("the candidates train different outputs")
+    settings = [own for _, own in opened]
     shared = len(set(seeds)) == 1
     generators = [
         torch.Generator().manual_seed(s) for s in seeds[: 1 if shared else None]
@@ -266,21 +269,11 @@ def _train_opened(estimators, opened, X, y, task):
     masks = None if shared else [torch.Generator().manual_seed(s) for s in seeds]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
-        errors = train_together(
-            [e.net_ for e in estimators],
-            X,
-            y,
-            epochs=steps[0]["epochs"],
-            batch_size=steps[0]["batch_size"],
-            lrs=[s["lr"] for s in steps],
-            momenta=[s["momentum"] for s in steps],
-            penalty_step=steps[0]["penalty_step"],
-            output_mask=mask,
-            generators=generators,
-            dropout_generators=masks,
+        errors = train_chunk(
+            [e.net_ for e in estimators], X, y, settings, generators, masks
         )
         after = torch.get_rng_state()
-        # Nothing drew on a GPU (see _runtime_reason): its generator is as
+        # Nothing drew on a GPU (see stacked_reason): its generator is as
         # each candidate's own manual_seed left it.
         cuda = X.device.type == "cuda"
     outcomes = []
@@ -302,78 +295,29 @@ def _train_opened(estimators, opened, X, y, task):
     return outcomes
 
 
-def _same_mask(a, b):
-    return (a is None and b is None) or (
-        a is not None and b is not None and torch.equal(a, b)
-    )
-
-
 def _runtime_reason(estimators, X):
     """Why the built networks cannot train stacked, or None."""
-    for estimator in estimators:
-        net = estimator.net_
-        optimizer = net.optimizer_
-        groups = optimizer.param_groups
-        if type(optimizer) is not torch.optim.SGD or len(groups) != 1:
-            return "its optimizer is not a plain torch.optim.SGD with one group"
-        changed = [k for k, v in _SGD_DEFAULTS.items() if groups[0].get(k, v) != v]
-        if changed:
-            return f"its SGD sets {', '.join(changed)}"
-        criterion = net.criterion_
-        if type(criterion) not in (nn.CrossEntropyLoss, nn.MSELoss) or (
-            criterion.reduction != "mean"
-            or getattr(criterion, "weight", None) is not None
-        ):
-            return "its criterion is not an unweighted mean cross-entropy or MSE"
     net_class = type(estimators[0].net_)
     for name in _NET_METHODS:
         if not getattr(net_class, name).__module__.startswith("skcl."):
             return f"its net class {net_class.__name__} overrides {name}"
     if len({repr(e.tasks_) for e in estimators}) > 1:
         return "the candidates have trained different tasks"
+    reason = stacked_reason([e.net_ for e in estimators], X)
+    if reason is not None:
+        return reason
     module = estimators[0].module_
-    draws = _draws_random(module, X)
-    if draws and X.device.type != "cpu":
-        return (
-            "its module draws random numbers (dropout) on a GPU, whose fused "
-            "kernels the stacked path does not reproduce"
-        )
     seeds_differ = len({e._rng.get_state()[1].tobytes() for e in estimators}) > 1
-    if seeds_differ and draws and _batched_plan(module) is None:
+    if (
+        seeds_differ
+        and _batched_plan(module, X.dim() - 1) is None
+        and _draws_random(module, X)
+    ):
         return (
             "differently seeded candidates draw their own random masks, which "
             "vmap cannot do for this module (MLPs and nn.Sequential can)"
         )
     return None
-
-
-def _draws_random(module, X):
-    """Whether a training forward pass of ``module`` draws random numbers.
-
-    It runs on a copy: a forward pass in training mode updates buffers such
-    as batch normalization's statistics.
-    """
-    module = copy.deepcopy(module)
-    cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    training = module.training
-    module.train()
-    try:
-        with torch.no_grad():
-            module(X[:2])
-        drew = not torch.equal(cpu, torch.get_rng_state()) or (
-            cuda is not None
-            and any(
-                not torch.equal(a, b)
-                for a, b in zip(cuda, torch.cuda.get_rng_state_all(), strict=True)
-            )
-        )
-    finally:
-        module.train(training)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-    return drew
 
 
 def _stacked_bytes(estimator):

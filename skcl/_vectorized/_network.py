@@ -44,13 +44,15 @@ class StackedNetwork:
         The copies, of one architecture, on one device.
     generators : list of torch.Generator or None
         One generator per copy for its dropout masks (batched path), or None.
+    sample_ndim : int
+        The dimensions of one input sample.
     """
 
-    def __init__(self, modules, generators=None):
+    def __init__(self, modules, generators=None, sample_ndim=1):
         base = modules[0]
         self.size = len(modules)
         self.names = [name for name, _ in base.named_parameters()]
-        self.plan = _batched_plan(base)
+        self.plan = _batched_plan(base, sample_ndim)
         # The batched path keeps linear weights as (K, in, out): W.T per copy.
         transposed = {rows[0] for kind, _, rows in self.plan or () if kind == "linear"}
         trainable = [p.requires_grad for p in base.parameters()]
@@ -200,15 +202,24 @@ class StackedNetwork:
                 b.copy_(stacked[k])
 
 
-def _batched_plan(module):
+def _batched_plan(module, sample_ndim=1):
     """Return the layers of ``module`` as ``(kind, layer, parameter rows)``, or None.
 
     None when ``module`` is not an MLP or a (nested) ``nn.Sequential`` of
-    linear, elementwise, dropout and flatten layers.
+    linear, elementwise, dropout and flatten layers, or when a linear layer
+    would see samples of ``sample_ndim`` > 1 dimensions (before a flatten).
     """
     if type(module) is MLP:
         plan = _batched_plan(module.layers)
         return None if plan is None else [("flatten", nn.Flatten(), ()), *plan]
+    plan = _layer_plan(module)
+    kinds = [kind for kind, _, _ in plan or () if kind in ("linear", "flatten")]
+    if sample_ndim > 1 and kinds and kinds[0] == "linear":
+        return None
+    return plan
+
+
+def _layer_plan(module):
     layers = _leaves(module)
     if layers is None:
         return None

@@ -53,7 +53,7 @@ class SI(QuadraticPenalty):
     """
 
     # after_task_backward and after_step act elementwise: see Plugin.
-    _stackable_steps = True
+    stackable_steps = ("after_task_backward", "after_step")
 
     def __init__(self, *, lam=1.0, xi=1e-3):
         self.lam = lam

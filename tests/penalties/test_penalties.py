@@ -4,6 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _tolerance import tolerance, training_operations
 from sklearn.base import clone
 from skorch.callbacks import Callback
 
@@ -215,7 +216,15 @@ def test_shrink_and_perturb_after_each_step():
     X, y, _ = stream_of(1)
     none = tiny(None).fit(X, y)
     still = tiny(ShrinkAndPerturb(shrink=0.0, noise=0.0)).fit(X, y)
-    np.testing.assert_array_equal(none.predict_proba(X), still.predict_proba(X))
+    # A per-step plug-in trains on the module's autograd, the other on the
+    # batched kernels: equal up to the rounding of the training's operations.
+    operations = training_operations(none.module_, 2 * len(X))
+    np.testing.assert_allclose(
+        none.predict_proba(X),
+        still.predict_proba(X),
+        rtol=0,
+        atol=tolerance(operations, dtype=torch.float32),
+    )
     zeroed = tiny(ShrinkAndPerturb(shrink=1.0, noise=0.0)).fit(X, y)
     assert all(torch.all(p == 0) for p in params_of(zeroed))
     fresh = tiny(ShrinkAndPerturb(shrink=1.0, noise=1.0)).fit(X, y)
