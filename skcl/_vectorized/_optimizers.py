@@ -110,8 +110,11 @@ class StackedOptimizer:
     alone until :meth:`write_back`. A candidate's quadratic penalty (zero
     precision for none) is added to its gradient (``implicit=False``) or
     applied after the step as ``ImplicitQuadraticStep`` applies it
-    (``implicit=True``). A large stack steps in column blocks that fit the
-    caches, each block's tensors read once per step.
+    (``implicit=True``; SGD's momentum buffer gets the penalty's gradient at
+    the new point added, ``(theta - theta') / lr`` without its cancellation).
+    A large stack steps in column blocks that fit the caches, each block's
+    tensors read once per step. Every parameter steps, as if each had a
+    gradient (torch skips those whose ``.grad`` is None).
 
     Parameters
     ----------
@@ -367,10 +370,10 @@ class _SGD(StackedOptimizer):
         if self.implicit:
             # theta' = lerp(theta_t, c, q); the buffer gets rho W (theta' - c),
             # the penalty's gradient at theta' (0 where W = 0).
-            offset = torch.sub(param, b["centre"], out=b["work2"])
-            param.lerp_(b["centre"], b["shrink"])
             if self.momentum:
+                offset = torch.sub(param, b["centre"], out=b["work2"])
                 buffer.addcmul_(offset, b["buffer_shrink"])
+            param.lerp_(b["centre"], b["shrink"])
 
 
 class _Adam(StackedOptimizer):
