@@ -207,6 +207,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             y, n_outputs = self._encode_targets(
                 y, classes, first=first, partial=not reset
             )
+            self._check_replay_memory(X, n_outputs)
             task_id = check_task_id(task_id, X.shape[0])
             order = task_order(task_id)
             self._check_task_order(order, first)

@@ -140,6 +140,11 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
     _target_dtype = torch.long
     _y_validation = MappingProxyType({})
     _data_attributes = (*_ContinualEstimator._data_attributes, "classes_")
+    _parameter_constraints: dict = {  # noqa: RUF012
+        **_ContinualEstimator._parameter_constraints,
+        "classes": ["array-like", None],
+        "multi_head": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -212,7 +217,9 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
             first task is then ``0``).
         classes : array-like of shape (n_classes,), default=None
             All the classes of the stream; required on the first call unless
-            the estimator was given ``classes``, ignored afterwards.
+            the estimator was given ``classes``. Later calls may repeat them
+            (the same set, in any order) or pass None; other classes are
+            refused, as by scikit-learn's ``partial_fit``.
 
         Returns
         -------
@@ -232,6 +239,13 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
                     "(or given to the constructor)."
                 )
             self.classes_ = np.unique(y if declared is None else np.asarray(declared))
+        elif classes is not None and not _same_classes(classes, self.classes_):
+            # As scikit-learn's partial_fit (_check_partial_fit_first_call).
+            raise ValueError(
+                f"classes={classes!r} is not the same as on the first call to "
+                f"partial_fit, classes_={self.classes_.tolist()}; pass the same "
+                "classes or none, or call fit to train anew."
+            )
         try:
             index = np.searchsorted(self.classes_, y)
         except TypeError as error:
@@ -323,3 +337,12 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
+
+
+def _same_classes(classes, fitted):
+    """Whether ``classes`` holds exactly the classes ``fitted`` (any order)."""
+    try:
+        given = np.unique(np.asarray(classes))
+    except TypeError:  # labels that cannot be compared
+        return False
+    return given.shape == fitted.shape and bool(np.all(given == fitted))

@@ -2,6 +2,7 @@
 
 import hashlib
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,8 @@ from skorch.callbacks import Callback
 from torch import nn
 from typing_extensions import Self
 
+from ._constraints import SIZE, STRENGTH, Interval, Satisfies, StrOptions, check_params
 from ._plugin import Plugin
-from .penalties import Penalty
 from .replay import Replay
 
 VIRTUAL_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
@@ -80,9 +81,82 @@ def fingerprint(value):
     return repr(value)
 
 
+def _is_module(value):
+    return isinstance(value, nn.Module) or (
+        isinstance(value, type) and issubclass(value, nn.Module)
+    )
+
+
+def _is_optimizer(value):
+    return isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
+
+
+def _is_penalties(value):
+    listed = value if isinstance(value, (list, tuple)) else [value]
+    return all(isinstance(p, Plugin) and not isinstance(p, Replay) for p in listed)
+
+
+def _is_callbacks(value):
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(cb, Callback)
+        or (
+            isinstance(cb, tuple)
+            and len(cb) == 2
+            and isinstance(cb[0], str)
+            and isinstance(cb[1], Callback)
+        )
+        for cb in value
+    )
+
+
+POSITIVE = Interval(numbers.Real, 0, None, closed="neither")
+
+
 class ParamsMixin(BaseEstimator):
     """``get_params``/``set_params`` with ``**kwargs`` parameters and penalty lists,
     and their validation at every call."""
+
+    # Checked at every fit and partial_fit, with each plug-in's own (see
+    # skcl._constraints); the device is checked against torch's devices.
+    _parameter_constraints: dict = {  # noqa: RUF012
+        "module": [Satisfies(_is_module, "a torch.nn.Module class or instance")],
+        "penalty": [
+            None,
+            Satisfies(
+                _is_penalties,
+                "a skcl.penalties.Penalty (or another skcl.Plugin) or a list of "
+                "them (Replay strategies go in replay=)",
+            ),
+        ],
+        "replay": [
+            None,
+            Satisfies(
+                lambda value: isinstance(value, Replay),
+                "a skcl.replay.Replay such as skcl.replay.ER() (Penalties go in "
+                "penalty=)",
+            ),
+        ],
+        "penalty_step": [StrOptions({"implicit", "explicit"})],
+        "lr": [POSITIVE],
+        "lr_decay": [POSITIVE],
+        "min_lr": [STRENGTH],
+        "batch_size": [SIZE],
+        "max_epochs": [SIZE],
+        "optimizer": [Satisfies(_is_optimizer, "a torch.optim.Optimizer class")],
+        "momentum": [STRENGTH],
+        "reset_optimizer": ["boolean"],
+        "keep_snapshots": ["boolean"],
+        "callbacks": [
+            None,
+            Satisfies(
+                _is_callbacks,
+                "a list of skorch callbacks (instances of "
+                "skorch.callbacks.Callback) or of (name, callback) pairs",
+            ),
+        ],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
 
     def _extra_params(self):
         """Return the ``**kwargs`` parameters, e.g. ``module__dropout``."""
@@ -182,6 +256,7 @@ class ParamsMixin(BaseEstimator):
         )
 
     def _validate_params(self):
+        """Check every parameter, the plug-ins' included, before anything changes."""
         unknown = [
             k for k in self._extra_params() if not k.startswith(VIRTUAL_PREFIXES)
         ]
@@ -190,93 +265,76 @@ class ParamsMixin(BaseEstimator):
                 f"Unexpected parameters {unknown}; extra parameters must start "
                 f"with one of {VIRTUAL_PREFIXES}."
             )
-
-        def check(name, ok, expected):
-            if not ok:
-                raise ValueError(
-                    f"{name} must be {expected}, got {getattr(self, name)!r}."
-                )
-
-        def positive_int(value):
-            return (
-                isinstance(value, numbers.Integral)
-                and not isinstance(value, bool)
-                and value >= 1
-            )
-
-        def real(value):
-            return (
-                isinstance(value, numbers.Real)
-                and not isinstance(value, bool)
-                and np.isfinite(value)
-            )
-
-        check("lr", real(self.lr) and self.lr > 0, "a positive float")
-        check("lr_decay", real(self.lr_decay) and self.lr_decay > 0, "a positive float")
-        check("min_lr", real(self.min_lr) and self.min_lr >= 0, "a float >= 0")
-        check("batch_size", positive_int(self.batch_size), "an int >= 1")
-        check("max_epochs", positive_int(self.max_epochs), "an int >= 1")
-        check("momentum", real(self.momentum) and self.momentum >= 0, "a float >= 0")
-        check(
-            "penalty_step",
-            isinstance(self.penalty_step, str)
-            and self.penalty_step in ("implicit", "explicit"),
-            "'implicit' or 'explicit'",
-        )
-        for name in ("reset_optimizer", "keep_snapshots"):
-            check(name, isinstance(getattr(self, name), bool), "a bool")
-        check(
-            "module",
-            isinstance(self.module, nn.Module)
-            or (isinstance(self.module, type) and issubclass(self.module, nn.Module)),
-            "a torch.nn.Module class or instance",
-        )
-        check(
-            "optimizer",
-            isinstance(self.optimizer, type)
-            and issubclass(self.optimizer, torch.optim.Optimizer),
-            "a torch.optim.Optimizer class",
-        )
-        if not all(
-            isinstance(p, Plugin) and not isinstance(p, Replay)
-            for p in self._penalty_list()
-        ):
-            raise TypeError(
-                "penalty must be None, a skcl.penalties.Penalty (or another "
-                f"skcl.Plugin) or a list of them, got {self.penalty!r}."
-                + (
-                    " Replay strategies go in replay=."
-                    if any(isinstance(p, Replay) for p in self._penalty_list())
-                    else ""
-                )
-            )
-        if self.replay is not None and not isinstance(self.replay, Replay):
-            raise TypeError(
-                "replay must be None or a skcl.replay.Replay (e.g. "
-                f"skcl.replay.ER()), got {self.replay!r}."
-                + (
-                    " Penalties go in penalty=."
-                    if isinstance(self.replay, Penalty)
-                    else ""
-                )
-            )
-        callbacks = self.callbacks or []
-        if not isinstance(callbacks, (list, tuple)) or not all(
-            isinstance(cb, Callback)
-            or (
-                isinstance(cb, tuple)
-                and len(cb) == 2
-                and isinstance(cb[0], str)
-                and isinstance(cb[1], Callback)
-            )
-            for cb in callbacks
-        ):
-            raise TypeError(
-                "callbacks must be None or a list of skorch callbacks (instances of "
-                f"skorch.callbacks.Callback) or of (name, callback) pairs, got "
-                f"{self.callbacks!r}."
-            )
+        check_params(self)
+        for prefix, plugin in self._plugin_prefixes():
+            check_params(plugin, prefix=prefix)
         _check_device(self.device)
+
+    def _plugin_prefixes(self):
+        """Return ``(prefix, plug-in)`` pairs, the prefix as ``set_params`` takes it."""
+        if isinstance(self.penalty, (list, tuple)):
+            prefixes = [f"penalty__{name}__" for _, name in penalty_keys(self.penalty)]
+            pairs = list(zip(prefixes, self.penalty, strict=True))
+        else:
+            pairs = [("penalty__", p) for p in self._penalty_list()]
+        replay = [] if self.replay is None else [("replay__", self.replay)]
+        return pairs + replay
+
+    def _check_replay_memory(self, X, n_outputs):
+        """Refuse a replay memory larger than the device's memory, naming its bytes.
+
+        The memory allocates its rows at its first write, in the middle of
+        training: estimate them from a sample's width and dtype beforehand.
+        """
+        if self.replay is None:
+            return
+        dtype = _network_dtype(self)
+        width = int(np.prod(X.shape[1:]))
+        target = 8 if self._target_dtype == torch.long else n_outputs * dtype.itemsize
+        masked = getattr(self, "multi_head", False)
+        row_bytes = {
+            "X": width * dtype.itemsize,
+            "y": target,
+            "tasks": 8,
+            "logits": n_outputs * dtype.itemsize,
+            "masks": n_outputs if masked else 0,
+        }
+        needed = self.replay.memory_bytes(row_bytes, n_classes=n_outputs)
+        limit = _device_bytes(self.device)
+        if limit is None or needed <= limit:
+            return
+        raise ValueError(
+            f"replay__memory_size={self.replay.memory_size!r} needs a replay memory "
+            f"of about {needed:.3g} bytes ({needed / 2**30:.3g} GiB; each row holds a "
+            f"sample of {row_bytes['X']} bytes as {dtype}, its target and task), "
+            f"more than the {limit:.3g} bytes ({limit / 2**30:.3g} GiB) of device "
+            f"{self.device!r}; lower replay__memory_size."
+        )
+
+
+def _network_dtype(estimator):
+    """The dtype of the network's parameters, built or to be built."""
+    if hasattr(estimator, "net_"):
+        return next(estimator.module_.parameters()).dtype
+    module = estimator.module
+    if isinstance(module, nn.Module):
+        param = next(module.parameters(), None)
+        if param is not None:
+            return param.dtype
+    return torch.get_default_dtype()
+
+
+def _device_bytes(device):
+    """The memory of ``device`` in bytes, or None where it is not known."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    if kind == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return None
 
 
 def _check_device(device):

@@ -34,6 +34,10 @@ class Penalty(Plugin):
     OutputWeightDecay(lam=0.1)
     """
 
+    # Constraints on the parameters, checked at every fit and partial_fit (see
+    # skcl._constraints); a subclass extends its parent's.
+    _parameter_constraints: dict = {}  # noqa: RUF012
+
     def loss(self, net, step) -> torch.Tensor | None:
         """Return the penalty to add to the task loss, or None for none."""
         return None

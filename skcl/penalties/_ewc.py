@@ -1,7 +1,6 @@
-import numbers
-
 import torch
 
+from .._constraints import PROBABILITY, SIZE, StrOptions
 from ._fisher import squared_gradients
 from ._importance import ImportancePenalty, parameter_names
 from ._quadratic import likelihood, output_mask_transform, trainable_parameters
@@ -77,6 +76,15 @@ class EWC(ImportancePenalty):
     ['layers.0.bias', 'layers.0.weight']
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        **ImportancePenalty._parameter_constraints,
+        "mode": [StrOptions({"separate", "online"})],
+        "decay": [PROBABILITY],
+        "fisher": [StrOptions({"empirical", "true", "sampled"})],
+        "n_samples": [SIZE, None],
+        "batch_size": [SIZE],
+    }
+
     def __init__(
         self,
         *,
@@ -95,14 +103,6 @@ class EWC(ImportancePenalty):
         self.batch_size = batch_size
 
     def initialize(self, net):
-        if self.mode not in ("separate", "online"):
-            raise ValueError(f"mode must be 'separate' or 'online', got {self.mode!r}.")
-        if self.fisher not in ("empirical", "true", "sampled"):
-            raise ValueError(
-                f"fisher must be 'empirical', 'true' or 'sampled', got {self.fisher!r}."
-            )
-        if not (isinstance(self.decay, numbers.Real) and 0 <= self.decay <= 1):
-            raise ValueError(f"decay must be in [0, 1], got {self.decay!r}.")
         super().initialize(net)
         self.fisher_ = None
         self.precision_ = None

@@ -4,6 +4,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from .._constraints import STRENGTH, Interval
 from ._base import Penalty
 
 
@@ -47,6 +48,11 @@ class LwF(Penalty):
     [0, 1, 2, 3]
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        "lam": [STRENGTH],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+    }
+
     def __init__(self, *, lam=1.0, temperature=2.0):
         self.lam = lam
         self.temperature = temperature
@@ -56,9 +62,6 @@ class LwF(Penalty):
             raise TypeError(
                 "LwF distils class probabilities: use it with ContinualClassifier."
             )
-        T = self.temperature
-        if not (isinstance(T, numbers.Real) and not isinstance(T, bool) and T > 0):
-            raise ValueError(f"temperature must be a float > 0, got {T!r}.")
         self.teacher_ = copy.deepcopy(net.module_).eval().requires_grad_(False)
         device = next(net.module_.parameters()).device
         self.old_classes_ = torch.zeros(0, dtype=torch.long, device=device)

@@ -1,5 +1,4 @@
-import numbers
-
+from .._constraints import PROBABILITY, SIZE
 from ._importance import ImportancePenalty, parameter_names
 from ._output_norm import output_norm_gradients
 from ._quadratic import detached_copy, output_mask_transform
@@ -46,14 +45,18 @@ class MAS(ImportancePenalty):
     True
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        **ImportancePenalty._parameter_constraints,
+        "alpha": [PROBABILITY],
+        "batch_size": [SIZE],
+    }
+
     def __init__(self, *, lam=1.0, alpha=0.5, batch_size=1024):
         self.lam = lam
         self.alpha = alpha
         self.batch_size = batch_size
 
     def initialize(self, net):
-        if not (isinstance(self.alpha, numbers.Real) and 0 <= self.alpha <= 1):
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}.")
         super().initialize(net)
         self.importance_ = None
         self.anchor_ = None

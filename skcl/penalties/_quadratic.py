@@ -2,6 +2,7 @@
 
 import torch
 
+from .._constraints import STRENGTH
 from ._base import Penalty
 
 
@@ -132,6 +133,8 @@ class QuadraticPenalty(Penalty):
     >>> clf.penalty_.loss(clf.net_).item() > 0
     True
     """
+
+    _parameter_constraints: dict = {"lam": [STRENGTH]}  # noqa: RUF012
 
     def quadratic(self, net):
         """Return ``(centres, weights, b)`` (weights None for all ones), or None."""

@@ -1,8 +1,8 @@
 import copy
-import numbers
 
 import torch
 
+from .._constraints import PROBABILITY
 from ._base import Penalty
 
 
@@ -37,15 +37,16 @@ class ShrinkAndPerturb(Penalty):
     [0]
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        "shrink": [PROBABILITY],
+        "noise": [PROBABILITY],
+    }
+
     def __init__(self, *, shrink=1e-4, noise=1e-4):
         self.shrink = shrink
         self.noise = noise
 
     def initialize(self, net):
-        for name in ("shrink", "noise"):
-            value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
         self._fresh = copy.deepcopy(net.module_)
         self._resettable = []
         for module in self._fresh.modules():

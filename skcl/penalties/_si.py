@@ -1,5 +1,8 @@
+import numbers
+
 import torch
 
+from .._constraints import Interval
 from ._quadratic import QuadraticPenalty, detached_copy, trainable_parameters
 
 
@@ -54,6 +57,12 @@ class SI(QuadraticPenalty):
 
     # after_task_backward and after_step act elementwise: see Plugin.
     stackable_steps = ("after_task_backward", "after_step")
+
+    _parameter_constraints: dict = {  # noqa: RUF012
+        **QuadraticPenalty._parameter_constraints,
+        # The damping keeps omega / (Delta^2 + xi) finite for an unmoved parameter.
+        "xi": [Interval(numbers.Real, 0, None, closed="neither")],
+    }
 
     def __init__(self, *, lam=1.0, xi=1e-3):
         self.lam = lam

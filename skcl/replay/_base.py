@@ -1,7 +1,6 @@
-import numbers
-
 import torch
 
+from .._constraints import SIZE, StrOptions
 from .._plugin import Plugin, mask_outputs
 from ._class_balanced import ClassBalancedMemory
 from ._reservoir import ReservoirMemory
@@ -52,18 +51,15 @@ class Replay(Plugin):
     """
 
     _frozen_params = ("memory_size", "memory")
+    # Checked at every fit and partial_fit (see skcl._constraints); with the
+    # bytes the memory will take (memory_bytes).
+    _parameter_constraints: dict = {  # noqa: RUF012
+        "memory_size": [SIZE],
+        "memory": [StrOptions(set(MEMORIES))],
+        "memory_batch_size": [SIZE],
+    }
 
     def initialize(self, net):
-        for name in ("memory_size", "memory_batch_size"):
-            value = getattr(self, name)
-            if not (
-                isinstance(value, numbers.Integral)
-                and not isinstance(value, bool)
-                and value > 0
-            ):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-        if self.memory not in MEMORIES:
-            raise ValueError(f"memory must be one of {MEMORIES}, got {self.memory!r}.")
         size = self.memory_size
         if self.memory == "reservoir":
             self.memory_ = ReservoirMemory(size)
@@ -74,6 +70,31 @@ class Replay(Plugin):
                 "ContinualClassifier, or memory='reservoir'."
             )
         self.memory_ = ClassBalancedMemory(size, len(net.classes))
+
+    # Whether the memory also keeps each sample's outputs (DER++'s logits).
+    _stores_logits = False
+
+    def memory_bytes(self, row_bytes, n_classes):
+        """Return the bytes the memory allocates at its first write.
+
+        Parameters
+        ----------
+        row_bytes : dict of str to int
+            The bytes of one row of each of the memory's tensors, by name
+            (``"X"``, ``"y"``, ``"tasks"``, ``"logits"``, ``"masks"``).
+        n_classes : int
+            The number of classes (outputs).
+
+        Returns
+        -------
+        int
+            The reservoir's ``memory_size`` rows, or the class-balanced
+            memory's ``memory_size`` rows per class of one task (it grows
+            by as much at each task).
+        """
+        rows = self.memory_size * (1 if self.memory == "reservoir" else n_classes)
+        fields = ["X", "y", "tasks", "masks", *(["logits"] * self._stores_logits)]
+        return rows * sum(row_bytes[name] for name in fields)
 
     def begin_task(self, net):
         self.memory_.begin_task(net.task_index_)

@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from .._constraints import SIZE, check_params
 from ._memory import Memory
 
 
@@ -47,7 +48,13 @@ class ClassBalancedMemory(Memory):
         *Memory._fields,
     )
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        "per_class": [SIZE],
+        "n_classes": [SIZE],
+    }
+
     def __init__(self, per_class, n_classes):
+        check_params(self, {"per_class": per_class, "n_classes": n_classes})
         super().__init__()
         self.per_class, self.n_classes = per_class, n_classes
         self.n_stored = 0

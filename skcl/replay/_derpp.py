@@ -1,7 +1,6 @@
-import numbers
-
 import torch.nn.functional as F
 
+from .._constraints import STRENGTH
 from ._base import Replay
 
 
@@ -49,6 +48,13 @@ class DERPP(Replay):
     (20, 2)
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        **Replay._parameter_constraints,
+        "alpha": [STRENGTH],
+        "beta": [STRENGTH],
+    }
+    _stores_logits = True
+
     def __init__(
         self,
         *,
@@ -63,17 +69,6 @@ class DERPP(Replay):
         self.memory_size = memory_size
         self.memory = memory
         self.memory_batch_size = memory_batch_size
-
-    def initialize(self, net):
-        super().initialize(net)
-        for name in ("alpha", "beta"):
-            value = getattr(self, name)
-            if not (
-                isinstance(value, numbers.Real)
-                and not isinstance(value, bool)
-                and value >= 0
-            ):
-                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
 
     def loss(self, net, step):
         memory, n = self.memory_, self.memory_batch_size

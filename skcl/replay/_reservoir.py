@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from .._constraints import SIZE, check_params
 from ._memory import Memory
 
 
@@ -34,8 +35,10 @@ class ReservoirMemory(Memory):
     """
 
     _training_state = ("capacity", "n_seen", "task", *Memory._fields)
+    _parameter_constraints: dict = {"capacity": [SIZE]}  # noqa: RUF012
 
     def __init__(self, capacity):
+        check_params(self, {"capacity": capacity})
         super().__init__()
         self.capacity = capacity
         self.n_seen = 0

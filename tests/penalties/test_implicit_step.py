@@ -344,7 +344,7 @@ def test_the_explicit_step_diverges_where_the_implicit_does_not(penalty):
 
 def test_penalty_step_is_validated():
     X, y, _ = digits(1, 40)
-    with pytest.raises(ValueError, match="penalty_step must be 'implicit' or"):
+    with pytest.raises(ValueError, match="penalty_step must be 'explicit' or 'implicit'"):
         ContinualClassifier(penalty_step="proximal").fit(X, y)
 
 
