@@ -12,6 +12,14 @@ STEP_HOOKS = (
     "after_step",
 )
 HOOKS = ("initialize", "begin_task", *STEP_HOOKS, "consolidate", "end_task")
+# The per-step hooks that a stack of candidates can run (terms added to the
+# loss cannot: the stacked backend differentiates the task loss alone).
+STACKABLE_STEP_HOOKS = (
+    "before_forward",
+    "after_task_backward",
+    "after_backward",
+    "after_step",
+)
 
 
 class Hooks:
@@ -57,16 +65,17 @@ class Hooks:
 
 
 def unstacked_hooks(plugin):
-    """Name the per-step hooks of ``plugin`` that are not declared stackable.
+    """Name the per-step hooks of ``plugin`` that cannot run stacked.
 
-    A hook is stackable when the class that defines it lists it in its own
-    ``stackable_steps``: a subclass that overrides a hook declares it again.
+    A hook runs stacked when it is one of ``STACKABLE_STEP_HOOKS`` and the
+    class that defines it lists it in its own ``stackable_steps``: a
+    subclass that overrides a hook declares it again.
     """
-    names = Hooks([plugin]).stepping()
     return [
         name
-        for name in names
-        if name not in _defining_class(plugin, name).__dict__.get("stackable_steps", ())
+        for name in Hooks([plugin]).stepping()
+        if name not in STACKABLE_STEP_HOOKS
+        or name not in vars(_defining_class(plugin, name)).get("stackable_steps", ())
     ]
 
 

@@ -438,7 +438,8 @@ def _unplain_kind(kind, value, where):
             tensors, training = value
             if not all(isinstance(t, bool) for t in training):
                 raise TypeError("train/eval flags must be booleans")
-            return ModuleState(dict(tensors), list(training))
+            # A file holds the state_dict: non-persistent buffers are not saved.
+            return ModuleState(dict(tensors), {}, list(training))
         if kind == "$optimizer":
             return OptimizerState(_unplain(value, where))
         if kind == "$history":

@@ -111,19 +111,26 @@ class Plugin(BaseEstimator):
     global generator, which the estimator seeds for each chunk from its
     ``random_state``.
 
-    The vectorized regime search trains candidates that differ only in
-    per-candidate scalars as one stacked network. Every plug-in's task-level
-    hooks then run per candidate, unchanged; per-step hooks run only on a
-    plug-in whose class sets ``_stackable_steps = True`` (as
-    :class:`~skcl.penalties.SI` does): its :meth:`after_task_backward` and
-    :meth:`after_step` must act elementwise on lists of parameter-shaped
-    tensors, reading only ``net.module_``'s parameters and their gradients,
-    which then hold every candidate stacked along a first dimension (and so
-    do those lists, for the chunk; every other attribute is the first
-    candidate's, so they must not read hyper-parameters that differ between
-    candidates). The declaration holds for the hooks its class defines: a
-    subclass that overrides them declares it again. Candidates with other
-    per-step plug-ins train one by one.
+    One engine trains a single model and a stack of K models alike (the
+    vectorized regime search, the seeds of ``skcl benchmark``). In a stack,
+    every plug-in's task-level hooks run per candidate, unchanged. Per-step
+    hooks run stacked for the hooks that a class lists in its public
+    ``stackable_steps`` (a tuple of hook names, empty by default;
+    :class:`~skcl.penalties.SI` lists ``("after_task_backward",
+    "after_step")``). A stacked hook receives a net whose ``module_``
+    yields the stacked parameters, ``(K, *shape)`` each, with their
+    ``.grad``, and a :class:`Step` whose ``X``, ``y`` are the stack's batch
+    (shared ``(n, ...)`` or per candidate ``(K, n, ...)``) and whose
+    ``loss`` is ``(K,)``; the plug-in's state is stacked for the chunk
+    (lists of parameter-shaped tensors as ``(K, ...)`` tensors per
+    parameter, other tensors along a new first dimension, any other value
+    equal in every candidate) and written back to each candidate after it.
+    Its hyper-parameters are the first candidate's: a stacked hook must not
+    read one that differs between candidates. ``loss`` terms do not stack.
+    The declaration is per class: a subclass that overrides a hook lists it
+    again. A plug-in with a per-step hook it does not declare makes its
+    candidates train one by one (the reason is in the search's
+    ``cv_results_``); alone, it trains on the network's own autograd.
 
     Examples
     --------
@@ -145,7 +152,7 @@ class Plugin(BaseEstimator):
     [4, 4]
     """
 
-    _stackable_steps = False
+    stackable_steps = ()
 
     def to(self, device):
         """Move the plug-in's state to ``device``; return self."""

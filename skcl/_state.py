@@ -31,10 +31,11 @@ class OwnerState(dict):
 
 
 class ModuleState:
-    """A module's ``state_dict`` (CPU or device copies) and train/eval flags."""
+    """A module's ``state_dict``, its non-persistent buffers (copies) and its
+    train/eval flags."""
 
-    def __init__(self, tensors, training):
-        self.tensors, self.training = tensors, training
+    def __init__(self, tensors, buffers, training):
+        self.tensors, self.buffers, self.training = tensors, buffers, training
 
 
 class OptimizerState:
@@ -82,7 +83,12 @@ def _copy(value, memo):
         return memo[id(value)]
     if isinstance(value, torch.nn.Module):
         tensors = {k: v.detach().clone() for k, v in value.state_dict().items()}
-        state = ModuleState(tensors, [m.training for m in value.modules()])
+        buffers = {
+            k: v.detach().clone()
+            for k, v in value.named_buffers()
+            if k not in tensors and v is not None
+        }
+        state = ModuleState(tensors, buffers, [m.training for m in value.modules()])
     elif isinstance(value, torch.optim.Optimizer):
         state = OptimizerState(copy.deepcopy(value.state_dict()))
     elif isinstance(value, History):
@@ -135,6 +141,10 @@ def _restore(current, state, done):
         return current
     if isinstance(state, ModuleState):
         current.load_state_dict(state.tensors)
+        buffers = dict(current.named_buffers())
+        with torch.no_grad():
+            for name, tensor in state.buffers.items():
+                buffers[name].copy_(tensor)
         for module, training in zip(current.modules(), state.training, strict=True):
             module.training = training
         return current

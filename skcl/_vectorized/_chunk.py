@@ -26,11 +26,11 @@ from .._plugin import Step, mask_outputs
 from .._state import state_names
 from ._by_hand import by_hand
 from ._network import StackedNetwork, _batched_plan
+from ._optimizers import StackedOptimizer, stacked_optimizer_reason
+from ._quadratic import StackedQuadratic
 from ._settings import stacking_reason
-from ._step import StackedQuadratic, StackedSGD
 
 _BATCH_CALLBACKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
-_SGD_DEFAULTS = dict(dampening=0, nesterov=False, weight_decay=0, maximize=False)
 
 
 def train_chunk(nets, X, y, settings, generators, dropout_generators=None):
@@ -215,15 +215,12 @@ class _StackedBackend:
                 net.quadratic_forms(h) for net, h in zip(nets, self.hooks, strict=True)
             ]
             quadratic, self.errors = StackedQuadratic.of(network, forms)
-        groups = [net.optimizer_.param_groups[0] for net in nets]
-        self.momenta = [float(group["momentum"]) for group in groups]
-        self.optimizer = StackedSGD(
+        self.optimizer = StackedOptimizer(
+            [net.optimizer_ for net in nets],
             network.flat,
-            network.sizes,
-            [float(group["lr"]) for group in groups],
-            self.momenta,
-            _stacked_buffer(nets, network),
-            quadratic,
+            network.stack,
+            lambda stacked: network.unstack(network.split(stacked)),
+            None if quadratic is None else (quadratic.precision, quadratic.centre),
             implicit=settings.penalty_step == "implicit",
         )
         self.network = network
@@ -267,13 +264,14 @@ class _StackedBackend:
         return None
 
     def optimizer_step(self):
-        self.optimizer.step(self.grads)
+        K = self.network.size
+        self.optimizer.step(torch.cat([g.reshape(K, -1) for g in self.grads], dim=1))
 
     def write_parameters(self):
         self.network.copy_to([net.module_ for net in self.nets])
 
     def finish(self):
-        _write_buffers(self.nets, self.network, self.optimizer.buffer, self.momenta)
+        self.optimizer.write_back()
         self.plugins.write_back()
 
 
@@ -284,13 +282,9 @@ def stacked_reason(nets, X):
     """
     K = len(nets)
     for net in nets:
-        for plugin in net.plugins_:
-            hooks = unstacked_hooks(plugin)
-            if hooks:
-                return (
-                    f"its plug-in {type(plugin).__name__} acts at every step "
-                    f"({', '.join(hooks)}) without declaring it stackable"
-                )
+        reason = plugins_reason(net.plugins_)
+        if reason is not None:
+            return reason
         callbacks = [
             name
             for _, cb in net.callbacks_
@@ -299,19 +293,15 @@ def stacked_reason(nets, X):
         ]
         if callbacks:
             return f"its callbacks act at every batch ({', '.join(callbacks)})"
-        optimizer = net.optimizer_
-        groups = optimizer.param_groups
-        if type(optimizer) is not torch.optim.SGD or len(groups) != 1:
-            return "its optimizer is not a plain torch.optim.SGD with one group"
-        changed = [k for k, v in _SGD_DEFAULTS.items() if groups[0].get(k, v) != v]
-        if changed:
-            return f"its SGD sets {', '.join(changed)}"
         criterion = net.criterion_
         if type(criterion) not in (nn.CrossEntropyLoss, nn.MSELoss) or (
             criterion.reduction != "mean"
             or getattr(criterion, "weight", None) is not None
         ):
             return "its criterion is not an unweighted mean cross-entropy or MSE"
+    reason = stacked_optimizer_reason([net.optimizer_ for net in nets])
+    if reason is not None:
+        return reason
     module = nets[0].module_
     if K == 1:
         # Alone, only the batched kernels beat the module's own autograd.
@@ -323,6 +313,18 @@ def stacked_reason(nets, X):
             "its module draws random numbers (dropout) on a GPU, whose fused "
             "kernels the stacked path does not reproduce"
         )
+    return None
+
+
+def plugins_reason(plugins):
+    """Why ``plugins`` cannot train stacked (a per-step hook), or None."""
+    for plugin in plugins:
+        hooks = unstacked_hooks(plugin)
+        if hooks:
+            return (
+                f"its plug-in {type(plugin).__name__} acts at every step "
+                f"({', '.join(hooks)}) in hooks that do not stack"
+            )
     return None
 
 
@@ -411,43 +413,8 @@ class _Batches:
             )
 
 
-def _stacked_buffer(nets, network):
-    """The nets' momentum buffers as one ``(K, P)`` tensor (zeros for none), or None."""
-    buffers = [
-        [
-            net.optimizer_.state.get(p, {}).get("momentum_buffer")
-            for p in _trainable(net)
-        ]
-        for net in nets
-    ]
-    if all(b is None for per_net in buffers for b in per_net):
-        return None
-    return network.stack(
-        [
-            [
-                torch.zeros_like(p) if b is None else b
-                for p, b in zip(_trainable(net), bs, strict=True)
-            ]
-            for net, bs in zip(nets, buffers, strict=True)
-        ]
-    )
-
-
 def _trainable(net):
     return [p for p in net.module_.parameters() if p.requires_grad]
-
-
-@torch.no_grad()
-def _write_buffers(nets, network, buffer, momenta):
-    if buffer is None:
-        return
-    copies = network.unstack(network.split(buffer))
-    for net, momentum, buffers in zip(nets, momenta, copies, strict=True):
-        if momentum:
-            for p, b in zip(_trainable(net), buffers, strict=True):
-                net.optimizer_.state[p]["momentum_buffer"] = b.clone(
-                    memory_format=torch.contiguous_format
-                )
 
 
 class StackedPlugins:

@@ -6,11 +6,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._hooks import Hooks, unstacked_hooks
+from .._hooks import Hooks
 from .._params import fingerprint
 from .._state import capture, interrupts_deferred, restore
-from ._chunk import _draws_random, stacked_reason, train_chunk
+from ._chunk import _draws_random, plugins_reason, stacked_reason, train_chunk
 from ._network import _batched_plan
+from ._optimizers import STACKED_OPTIMIZERS
 
 # Estimator parameters that may differ within a group; every plug-in's
 # hyper-parameters may too, since its task-level hooks run per candidate.
@@ -50,19 +51,14 @@ def stacking_key(estimator):
         if not getattr(type(estimator), name).__module__.startswith("skcl."):
             return None, f"{type(estimator).__name__} overrides {name}"
     params = estimator.get_params(deep=False)
-    if params["optimizer"] is not torch.optim.SGD:
+    if params["optimizer"] not in STACKED_OPTIMIZERS:
         name = getattr(params["optimizer"], "__name__", params["optimizer"])
-        return None, f"its optimizer is {name}; only torch.optim.SGD is stacked"
-    stepping_types = []
-    for plugin in estimator._plugin_list():
-        hooks = unstacked_hooks(plugin)
-        if hooks:
-            return None, (
-                f"its plug-in {type(plugin).__name__} acts at every step "
-                f"({', '.join(hooks)}) without declaring it stackable"
-            )
-        if Hooks([plugin]).stepping():
-            stepping_types.append(type(plugin))
+        stacked = ", ".join(o.__name__ for o in STACKED_OPTIMIZERS)
+        return None, f"its optimizer is {name}; {stacked} are stacked"
+    plugins = estimator._plugin_list()
+    reason = plugins_reason(plugins)
+    if reason is not None:
+        return None, reason
     key = {
         name: _module_digest(value)
         if isinstance(value, nn.Module)
@@ -70,7 +66,7 @@ def stacking_key(estimator):
         for name, value in params.items()
         if name not in (*PER_CANDIDATE, "penalty")
     }
-    key["plugins"] = fingerprint(stepping_types)
+    key["plugins"] = fingerprint([type(p) for p in plugins if Hooks([p]).stepping()])
     return key, None
 
 

@@ -24,6 +24,8 @@ _FLAGS = {
     Adagrad: (),
 }
 
+STACKED_OPTIMIZERS = tuple(_FLAGS)
+
 # Options whose true values change what a step computes or where its state lives.
 _REFUSED_OPTIONS = ("maximize", "fused", "capturable", "differentiable")
 

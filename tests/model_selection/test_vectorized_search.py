@@ -105,7 +105,7 @@ def test_incompatible_candidates_train_alone_with_the_reason(stream):
         "it differs from the other candidates in a parameter that builds or "
         "trains the network (batch_size)"
     )
-    assert "replay strategy ER" in results["vectorize_fallback"][3]
+    assert "plug-in ER acts at every step" in results["vectorize_fallback"][3]
     with pytest.raises(ValueError, match="vectorize=True, but the candidate"):
         RegimeSearchCV(clf, grid, cv=2, vectorize=True).fit(X, y, task_id=t)
 
