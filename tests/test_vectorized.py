@@ -16,7 +16,7 @@ from skcl._vectorized._by_hand import by_hand
 from skcl._vectorized._network import StackedNetwork
 from skcl.modules import MLP
 from skcl.penalties import EWC, L2, MAS, SI, LwF
-from skcl.replay import ER
+from skcl.replay import AGEM, ER
 
 
 @pytest.fixture(autouse=True)
@@ -193,6 +193,32 @@ def test_every_stacked_optimizer_equals_alone(stream, optimizer, options, step):
     _assert_same(together, _alone(on_module, grid, X, y, t))
 
 
+@pytest.mark.parametrize("memory", ["reservoir", "class_balanced"])
+def test_replay_candidates_share_one_memory_and_equal_alone(stream, memory):
+    X, y, t = stream
+    base = _base(replay=ER(memory_size=30, memory=memory, memory_batch_size=8))
+    grid = [dict(lr=lr, penalty__lam=lam) for lr in (0.01, 0.05) for lam in (1, 30)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    alone = _alone(base, grid, X, y, t)
+    assert reason is None
+    _assert_same(together, alone)
+    for a, b in zip(together, alone, strict=True):
+        assert torch.equal(a.replay_.memory_.X, b.replay_.memory_.X)
+
+
+def test_differently_seeded_replay_candidates_train_alone(stream):
+    X, y, t = stream
+    base = _base(replay=ER(memory_size=30, memory_batch_size=8))
+    grid = [dict(random_state=0), dict(random_state=1)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason == "differently seeded candidates would share ER.memory_"
+    _assert_same(together, _alone(base, grid, X, y, t), atol=0)
+
+
 def test_candidates_with_different_penalties_share_the_network(stream):
     X, y, t = stream
     base = _base(lr=0.05)
@@ -268,7 +294,7 @@ def test_a_diverging_candidate_fails_alone(stream):
             dict(callbacks=[("batches", BatchCounter())]),
             "callbacks act at every batch (on_batch_end)",
         ),
-        (dict(replay=ER(memory_size=20)), "plug-in ER acts at every step"),
+        (dict(replay=AGEM(memory_size=20)), "plug-in AGEM acts at every step"),
         (
             dict(optimizer=torch.optim.ASGD, penalty_step="explicit"),
             "optimizer is ASGD",
@@ -276,7 +302,7 @@ def test_a_diverging_candidate_fails_alone(stream):
         (dict(penalty=LwF()), "plug-in LwF acts at every step (loss)"),
         (dict(optimizer__maximize=True, penalty=None), "its SGD sets maximize"),
     ],
-    ids=["callbacks", "replay", "asgd", "lwf", "maximize"],
+    ids=["callbacks", "agem", "asgd", "lwf", "maximize"],
 )
 def test_what_cannot_stack_trains_alone_with_the_reason(stream, params, reason):
     X, y, t = stream

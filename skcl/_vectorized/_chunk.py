@@ -16,14 +16,14 @@ backward passes and the optimizer step:
 
 import copy
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
 from torch import nn
 
 from .._hooks import Hooks, unstacked_hooks
-from .._params import fingerprint
 from .._plugin import Step, mask_outputs
-from .._state import state_names
+from .._state import is_owner, state_names
 from ._by_hand import by_hand
 from ._network import StackedNetwork, _batched_plan
 from ._optimizers import StackedOptimizer, stacked_optimizer_reason
@@ -224,7 +224,7 @@ class _StackedBackend:
             implicit=settings.penalty_step == "implicit",
         )
         self.network = network
-        self.plugins = StackedPlugins(nets, network)
+        self.plugins = StackedPlugins(nets, network, shared_rows)
         criterion = copy.copy(nets[0].criterion_)
         criterion.reduction = "none"
         self.criterion = criterion
@@ -424,35 +424,31 @@ class StackedPlugins:
     (``(K, ...)`` each; see :class:`skcl.Plugin`) and a plug-in whose state
     is stacked for the chunk: lists of parameter-shaped tensors parameter by
     parameter, other tensors along a new first dimension; any other value
-    must be equal for every copy. Written back to each copy afterwards.
+    (a replay memory) must be equal in every copy and is shared by the
+    stack, which needs copies that draw the same batches (``shared_rows``).
+    Written back to each copy afterwards.
+
+    Raises
+    ------
+    ValueError
+        If a plug-in's state cannot be stacked (:func:`plugins_state_reason`).
     """
 
-    def __init__(self, nets, network):
+    def __init__(self, nets, network, shared_rows):
         self.network = network
-        self.view = _StackedNet(network)
-        shapes = [p.shape for p in _trainable(nets[0])]
+        self.view = _StackedNet(nets[0], network)
         self.stacks = []
-        self._hooks = {}
-        per_net = [[p for p in net.plugins_ if Hooks([p]).stepping()] for net in nets]
-        for plugins in zip(*per_net, strict=True):
+        for plugins, names in _stacked_state(nets, shared_rows):
             stacked = copy.copy(plugins[0])
-            names = []
-            for name in state_names(plugins[0]):
-                value = getattr(plugins[0], name)
+            for name, kind in names:
                 values = [getattr(p, name) for p in plugins]
-                if _parameter_shaped(value, shapes):
-                    setattr(stacked, name, network.stack_parameterwise(values))
-                    names.append((name, "parameters"))
-                elif isinstance(value, torch.Tensor):
-                    setattr(stacked, name, torch.stack(values))
-                    names.append((name, "tensor"))
-                elif any(fingerprint(v) != fingerprint(value) for v in values[1:]):
-                    raise ValueError(
-                        f"{type(stacked).__name__}'s {name} differs between copies"
-                    )
+                if kind == "parameters":
+                    value = network.stack_parameterwise(values)
+                elif kind == "tensor":
+                    value = torch.stack(values)
                 else:
-                    setattr(stacked, name, copy.deepcopy(value))
-                    names.append((name, "value"))
+                    value = copy.deepcopy(values[0])
+                setattr(stacked, name, value)
             self.stacks.append((stacked, plugins, names))
         hooks = Hooks([stacked for stacked, _, _ in self.stacks])
         self._hooks = {name: hooks[name] for name in hooks.stepping()}
@@ -477,6 +473,72 @@ class StackedPlugins:
                         setattr(plugin, name, copy.deepcopy(value))
 
 
+def plugins_state_reason(nets, shared_rows):
+    """Why the per-step plug-ins' state of ``nets`` cannot stack, or None."""
+    try:
+        _stacked_state(nets, shared_rows)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _stacked_state(nets, shared_rows):
+    """Per per-step plug-in: its copies and how each state attribute stacks."""
+    shapes = [p.shape for p in _trainable(nets[0])]
+    per_net = [[p for p in net.plugins_ if Hooks([p]).stepping()] for net in nets]
+    plan = []
+    for plugins in zip(*per_net, strict=True):
+        names = []
+        for name in state_names(plugins[0]):
+            value = getattr(plugins[0], name)
+            values = [getattr(p, name) for p in plugins]
+            if _parameter_shaped(value, shapes):
+                names.append((name, "parameters"))
+            elif isinstance(value, torch.Tensor):
+                names.append((name, "tensor"))
+            else:
+                owner = type(plugins[0]).__name__
+                if any(not _equal_state(v, value) for v in values[1:]):
+                    raise ValueError(f"the candidates' {owner}.{name} differ")
+                if not shared_rows and not isinstance(value, _PLAIN):
+                    raise ValueError(
+                        f"differently seeded candidates would share {owner}.{name}"
+                    )
+                names.append((name, "value"))
+        plan.append((plugins, names))
+    return plan
+
+
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _equal_state(a, b):
+    """Whether two pieces of plug-in state hold equal values."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
+    if isinstance(a, (list, tuple)):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_equal_state(u, v) for u, v in zip(a, b, strict=True))
+        )
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if is_owner(a):
+        return type(a) is type(b) and all(
+            _equal_state(getattr(a, n), getattr(b, n)) for n in state_names(a)
+        )
+    return type(a) is type(b) and a == b
+
+
 def _parameter_shaped(value, shapes):
     return (
         isinstance(value, list)
@@ -489,10 +551,13 @@ def _parameter_shaped(value, shapes):
 
 
 class _StackedNet:
-    """What a stackable plug-in's per-step hooks read: ``module_``'s parameters."""
+    """What a stackable plug-in's per-step hooks read: ``module_``'s stacked
+    parameters, and the task and outputs that every copy shares."""
 
-    def __init__(self, network):
+    def __init__(self, net, network):
         self.module_ = _StackedParameters(network)
+        self.task_index_ = net.task_index_
+        self.output_mask_ = net.output_mask_
 
 
 class _StackedParameters:

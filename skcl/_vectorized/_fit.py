@@ -9,7 +9,13 @@ from torch import nn
 from .._hooks import Hooks
 from .._params import fingerprint
 from .._state import capture, interrupts_deferred, restore
-from ._chunk import _draws_random, plugins_reason, stacked_reason, train_chunk
+from ._chunk import (
+    _draws_random,
+    plugins_reason,
+    plugins_state_reason,
+    stacked_reason,
+    train_chunk,
+)
 from ._network import _batched_plan
 from ._optimizers import STACKED_OPTIMIZERS
 
@@ -304,6 +310,9 @@ def _runtime_reason(estimators, X):
         return reason
     module = estimators[0].module_
     seeds_differ = len({e._rng.get_state()[1].tobytes() for e in estimators}) > 1
+    reason = plugins_state_reason([e.net_ for e in estimators], not seeds_differ)
+    if reason is not None:
+        return reason
     if (
         seeds_differ
         and _batched_plan(module, X.dim() - 1) is None

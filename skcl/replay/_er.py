@@ -48,6 +48,9 @@ class ER(Replay):
     (20, 100)
     """
 
+    # A stack of candidates that draw the same batches shares one memory.
+    stackable_steps = ("before_forward", "after_step")
+
     def __init__(self, *, memory_size=200, memory="reservoir", memory_batch_size=64):
         self.memory_size = memory_size
         self.memory = memory

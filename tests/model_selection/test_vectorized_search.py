@@ -13,7 +13,7 @@ from skcl import ContinualClassifier
 from skcl.model_selection import RandomizedRegimeSearchCV, RegimeSearchCV
 from skcl.model_selection._vectorized_search import balanced_tasks
 from skcl.penalties import EWC
-from skcl.replay import ER
+from skcl.replay import AGEM
 
 GRID = {
     "lr": [0.02, 0.08],
@@ -92,7 +92,7 @@ def test_incompatible_candidates_train_alone_with_the_reason(stream):
     grid = [
         {"lr": [0.02, 0.08]},
         {"lr": [0.05], "batch_size": [20]},
-        {"lr": [0.05], "replay": [ER(memory_size=30)]},
+        {"lr": [0.05], "replay": [AGEM(memory_size=30)]},
     ]
     searches = [
         RegimeSearchCV(clf, grid, cv=2, refit=False, vectorize=v).fit(X, y, task_id=t)
@@ -105,7 +105,7 @@ def test_incompatible_candidates_train_alone_with_the_reason(stream):
         "it differs from the other candidates in a parameter that builds or "
         "trains the network (batch_size)"
     )
-    assert "plug-in ER acts at every step" in results["vectorize_fallback"][3]
+    assert "plug-in AGEM acts at every step" in results["vectorize_fallback"][3]
     with pytest.raises(ValueError, match="vectorize=True, but the candidate"):
         RegimeSearchCV(clf, grid, cv=2, vectorize=True).fit(X, y, task_id=t)
 
