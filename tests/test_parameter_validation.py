@@ -6,11 +6,15 @@ set with ``set_params`` between calls) with an error naming the parameter as
 bitwise as it was.
 """
 
+import functools
 import math
+import pickle
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 
 from skcl import ContinualClassifier, ContinualRegressor
@@ -255,3 +259,31 @@ def test_the_error_names_the_declared_range_for_the_estimator_too():
         with pytest.raises((ValueError, TypeError), match=match):
             est.fit(X, y)
         assert not hasattr(est, "net_")
+
+
+# ------------------------------------------------------------------ fuzzed
+@functools.cache
+def fitted(cls):
+    """A classifier with penalty ``cls()`` after its first task, pickled."""
+    X, y, t = stream()
+    est = make(penalty=cls())
+    return pickle.dumps(
+        est.partial_fit(X[t == 0], y[t == 0], task_id=0, classes=[0, 1])
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bad=st.one_of(
+        st.floats(max_value=-1e-300),
+        st.sampled_from([math.nan, math.inf, -math.inf, "1.0", b"1", [1.0], True]),
+    ),
+    cls=st.sampled_from(list(PENALTIES.values())),
+)
+def test_any_strength_that_is_not_a_finite_float_at_least_0_is_refused(bad, cls):
+    X, y, t = stream()
+    est = pickle.loads(fitted(cls)).set_params(penalty__lam=bad)
+    before = frozen(est)
+    with pytest.raises((ValueError, TypeError), match=rf"penalty__lam {STRENGTH}"):
+        est.partial_fit(X[t == 1], y[t == 1], task_id=1)
+    assert frozen(est) == before
