@@ -29,3 +29,8 @@ def tolerance(operations, values=1.0, dtype=torch.float64):
 def training_operations(module, samples):
     """Multiply-adds of SGD: 3 per parameter per sample (forward, 2 backward)."""
     return 3 * sum(p.numel() for p in module.parameters()) * samples
+
+
+def forward_operations(module):
+    """Multiply-adds behind one output value: the fan-ins of the layers in turn."""
+    return sum(p[0].numel() for p in module.parameters() if p.dim() > 1)

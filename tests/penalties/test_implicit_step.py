@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _tolerance import tolerance
 
 from skcl import ContinualClassifier
 from skcl.penalties import EWC, L2, MAS, SI, L2Init
@@ -133,10 +134,12 @@ def test_iteration_on_a_pure_quadratic_contracts_for_every_strength(a, beta):
         columns.append([p.item(), lr * buffer.item()])
     M = np.array(columns).T
     expected = np.array([[1, -beta], [a, beta]]) / (1 + a)
+    # Derived: one momentum step and one proximal division, 8 roundings of values <= 1.
+    bound = tolerance(8, 1.0)
     if beta:
-        np.testing.assert_allclose(M, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(M, expected, rtol=0, atol=bound)
     else:
-        np.testing.assert_allclose(M[0, 0], 1 / (1 + a), rtol=1e-6, atol=1e-15)
+        np.testing.assert_allclose(M[0, 0], 1 / (1 + a), rtol=0, atol=bound)
     assert max(abs(np.linalg.eigvals(expected))) < 1
     assert max(abs(np.linalg.eigvals(M if beta else M[:1, :1]))) < 1
 
@@ -160,7 +163,8 @@ def test_fixed_point_is_a_stationary_point_of_the_penalised_objective():
         step.apply()
     theta = p.detach()
     stationarity = A.T @ (A @ theta - b) / len(b) + W * (theta - c)
-    assert stationarity.abs().max() < 1e-8
+    # Derived: A.T @ (A @ theta - b) adds 20 + 6 products; W * theta reaches 1.3e5.
+    assert stationarity.abs().max() < tolerance(len(b) + len(theta), W * theta)
     expected = torch.linalg.solve(
         A.T @ A / len(b) + torch.diag(W), A.T @ b / len(b) + W * c
     )
