@@ -3,7 +3,6 @@
 import argparse
 import sys
 import time
-import warnings
 
 from ._benchmark import OVERRIDES, REGIMES, STRATEGIES, STREAMS, strategy_params
 
@@ -171,16 +170,7 @@ def _benchmark(args):
         f"{args.seeds} seed(s)",
         flush=True,
     )
-    if args.stream_seed is None:
-        if args.seeds > 1:
-            print(
-                "Each seed draws its own tasks, so the seeds train one by one "
-                "(--stream-seed shares one stream and trains them together).",
-                flush=True,
-            )
-        results = _run_seeds_apart(args, stream_args, params)
-    else:
-        results = _run_seeds_together(args, stream_args, params)
+    results = _run_seeds_together(args, stream_args, params)
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
@@ -204,65 +194,26 @@ def _benchmark(args):
     return 0
 
 
-def _run_seeds_apart(args, stream_args, params):
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
-    from ._benchmark import cached_stream, run_in_worker, run_strategy
-
-    # Seed-major, so that each process draws each seed's stream once.
-    runs = [
-        (strategy, params[strategy], seed)
-        for seed in range(args.seeds)
-        for strategy in args.strategies
-    ]
-    if args.n_jobs == 1:
-        results = []
-        for strategy, strategy_params, seed in runs:
-            stream = cached_stream(**stream_args, seed=seed)
-            joint = strategy.startswith("joint")
-            total = strategy_params["max_epochs"] if joint else stream.n_tasks
-            with tqdm(
-                total=total,
-                desc=f"{strategy} (seed {seed})",
-                disable=args.quiet,
-                leave=False,
-            ) as bar:
-                results.append(
-                    run_strategy(
-                        stream, strategy, strategy_params, seed, progress=bar.update
-                    )
-                )
-        return results
-    jobs = Parallel(n_jobs=args.n_jobs, return_as="generator")(
-        delayed(run_in_worker)(stream_args, *run) for run in runs
-    )
-    with warnings.catch_warnings():
-        # loky restarts a worker whose memory grew by a new seed's stream.
-        warnings.filterwarnings("ignore", "A worker stopped", UserWarning)
-        return list(tqdm(jobs, total=len(runs), desc="runs", disable=args.quiet))
-
-
 def _run_seeds_together(args, stream_args, params):
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    from ._benchmark import cached_stream, run_seeds_in_worker, run_seeds_together
+    from ._benchmark import run_seeds_in_worker, run_seeds_together, seed_streams
 
     seeds = list(range(args.seeds))
     if args.n_jobs == 1:
-        stream = cached_stream(**stream_args, seed=args.stream_seed)
+        streams = seed_streams(stream_args, seeds, args.stream_seed)
         groups = []
         for strategy in args.strategies:
             with tqdm(
-                total=stream.n_tasks,
+                total=streams[0].n_tasks,
                 desc=f"{strategy} ({len(seeds)} seeds)",
                 disable=args.quiet,
                 leave=False,
             ) as bar:
                 groups.append(
                     run_seeds_together(
-                        stream, strategy, params[strategy], seeds, progress=bar.update
+                        streams, strategy, params[strategy], seeds, progress=bar.update
                     )
                 )
     else:

@@ -336,10 +336,7 @@ def test_stream_seed_trains_the_seeds_together_as_they_would_alone(tmp_path, cap
     args += ["--seeds", "3", "--stream-seed", "4", "--epochs", "1", "--hidden", "16"]
     assert main([*args, "--no-plots", "--quiet", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert (
-        "er: the seeds trained one by one: differently seeded candidates would share ER.memory_"
-        in out
-    )
+    assert "er: the seeds trained one by one: differently seeded candidates " in out
     assert "ewc: the seeds" not in out and "stable-sgd: the seeds" not in out
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     stream = load_stream("permuted-digits", n_tasks=3, seed=4)
@@ -352,10 +349,20 @@ def test_stream_seed_trains_the_seeds_together_as_they_would_alone(tmp_path, cap
     assert len({tuple(map(tuple, r["R"])) for r in runs if r["strategy"] == "ewc"}) == 3
 
 
-def test_seeds_with_their_own_streams_say_why_they_train_apart(tmp_path, capsys):
-    args = ["benchmark", "--strategies", "naive", "--n-tasks", "2", "--seeds", "2"]
-    args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]
-    assert main([*args, "--output", str(tmp_path)]) == 0
-    assert "Each seed draws its own tasks, so the seeds train one by one" in (
-        capsys.readouterr().out
-    )
+def test_seeds_with_their_own_streams_train_together_as_they_would_alone(
+    tmp_path, capsys
+):
+    args = ["benchmark", "--strategies", "ewc,stable-sgd,er", "--n-tasks", "3"]
+    args += ["--seeds", "3", "--epochs", "1", "--hidden", "16"]
+    assert main([*args, "--no-plots", "--quiet", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ewc: the seeds" not in out and "stable-sgd: the seeds" not in out
+    assert "er: the seeds trained one by one" in out
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    for run in runs:
+        stream = load_stream("permuted-digits", n_tasks=3, seed=run["seed"])
+        overrides = {"epochs": 1, "hidden": (16,)}
+        params = strategy_params(run["strategy"], "digits", overrides, n_tasks=3)
+        alone = run_strategy(stream, run["strategy"], params, run["seed"])
+        # float32: the batched kernels sum in another order than one net alone.
+        np.testing.assert_allclose(run["R"], alone["R"], atol=0.02)

@@ -219,6 +219,38 @@ def test_differently_seeded_replay_candidates_train_alone(stream):
     _assert_same(together, _alone(base, grid, X, y, t), atol=0)
 
 
+@pytest.mark.parametrize(
+    "module, seeds",
+    [(_sequential, (0, 0, 0)), (_sequential, (0, 1, 2)), (Custom, (0, 0, 0))],
+    ids=["batched-one-seed", "batched-seeds", "vmap-one-seed"],
+)
+def test_candidates_with_their_own_streams_equal_alone(stream, module, seeds):
+    X, y, t = stream
+    rng = np.random.RandomState(1)
+    streams = [(X[:, rng.permutation(64)], y, t) for _ in seeds]
+    base = _base(module=module().double())
+    estimators = [clone(base).set_params(random_state=seed) for seed in seeds]
+    Xs, ys, ts = zip(*streams, strict=True)
+    together, reason = fit_together(estimators, Xs, ys, ts, own_data=True)
+    assert reason is None
+    alone = [
+        clone(base).set_params(random_state=seed).fit(X_k, y_k, task_id=t_k)
+        for seed, (X_k, y_k, t_k) in zip(seeds, streams, strict=True)
+    ]
+    _assert_same(together, alone)
+
+
+def test_streams_of_other_shapes_train_alone(stream):
+    X, y, t = stream
+    estimators = [_base(), _base()]
+    short = t < 2
+    together, reason = fit_together(
+        estimators, [X, X[short]], [y, y[short]], [t, t[short]], own_data=True
+    )
+    assert reason == "their streams differ in tasks or shapes"
+    assert [e.tasks_ for e in together] == [[0, 1, 2], [0, 1]]
+
+
 def test_candidates_with_different_penalties_share_the_network(stream):
     X, y, t = stream
     base = _base(lr=0.05)

@@ -17,6 +17,7 @@ from ._runner import (
     run_seeds_in_worker,
     run_seeds_together,
     run_strategy,
+    seed_streams,
 )
 from ._streams import STREAMS, load_stream, regime_of
 
@@ -33,6 +34,7 @@ __all__ = [
     "run_in_worker",
     "run_seeds_in_worker",
     "run_seeds_together",
+    "seed_streams",
     "run_strategy",
     "strategy_params",
     "summarize",

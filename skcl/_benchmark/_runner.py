@@ -135,13 +135,14 @@ def _diverged(strategy, seed, task, error):
     )
 
 
-def run_seeds_together(stream, strategy, params, seeds, *, progress=None):
-    """Train ``strategy`` with each of ``seeds`` on one shared ``stream``.
+def run_seeds_together(streams, strategy, params, seeds, *, progress=None):
+    """Train ``strategy`` with each of ``seeds``, seed ``seeds[i]`` on ``streams[i]``.
 
     The seeds (initialization and sample order) of a sequential strategy
     train as one stacked network when they can
-    (:func:`skcl._vectorized.fit_together`), task after task; each run's
-    ``seconds`` is its share of the group's training time.
+    (:func:`skcl._vectorized.fit_together`), task after task, each on its
+    own stream (or one stream shared by every seed); each run's ``seconds``
+    is its share of the group's training time.
 
     Returns
     -------
@@ -151,7 +152,10 @@ def run_seeds_together(stream, strategy, params, seeds, *, progress=None):
         Why the seeds trained one by one, or None if they trained together.
     """
     if strategy.startswith("joint"):
-        results = [run_strategy(stream, strategy, params, seed) for seed in seeds]
+        results = [
+            run_strategy(stream, strategy, params, seed)
+            for stream, seed in zip(streams, seeds, strict=True)
+        ]
         return results, "the joint strategies train once on the union of the tasks"
     clfs = {
         seed: ContinualClassifier(
@@ -160,16 +164,26 @@ def run_seeds_together(stream, strategy, params, seeds, *, progress=None):
             multi_head=stream.multi_head,
             random_state=seed,
         )
-        for seed in seeds
+        for stream, seed in zip(streams, seeds, strict=True)
     }
+    stream_of = dict(zip(seeds, streams, strict=True))
+    own_data = len({id(stream) for stream in streams}) > 1
     seconds, failed, reasons = dict.fromkeys(seeds, 0.0), {}, set()
-    for k in range(stream.n_tasks):
-        X, y = stream.task(k)
+    for k in range(streams[0].n_tasks):
         alive = [seed for seed in seeds if seed not in failed]
+        tasks = [stream_of[seed].task(k) for seed in alive]
         start = time.perf_counter()
-        outcomes, reason = fit_together(
-            [clfs[seed] for seed in alive], X, y, np.full(len(y), k), partial=True
-        )
+        if own_data:
+            Xs, ys = zip(*tasks, strict=True)
+            ts = [np.full(len(y), k) for y in ys]
+            outcomes, reason = fit_together(
+                [clfs[seed] for seed in alive], Xs, ys, ts, partial=True, own_data=True
+            )
+        else:
+            X, y = tasks[0]
+            outcomes, reason = fit_together(
+                [clfs[seed] for seed in alive], X, y, np.full(len(y), k), partial=True
+            )
         elapsed = (time.perf_counter() - start) / max(1, len(alive))
         reasons.add(reason)
         for seed, outcome in zip(alive, outcomes, strict=True):
@@ -185,7 +199,7 @@ def run_seeds_together(stream, strategy, params, seeds, *, progress=None):
         if seed in failed:
             results.append(_diverged(strategy, seed, *failed[seed]))
             continue
-        R, metrics = _scores(clfs[seed], stream)
+        R, metrics = _scores(clfs[seed], stream_of[seed])
         results.append(_result(strategy, seed, R, seconds[seed], metrics))
     reasons.discard(None)
     return results, (sorted(reasons)[0] if reasons else None)
@@ -236,10 +250,31 @@ def run_in_worker(stream_args, strategy, params, seed):
 
 
 def run_seeds_in_worker(stream_args, strategy, params, seeds, stream_seed):
-    """Run in a joblib worker: :func:`run_seeds_together` on one thread."""
+    """Run in a joblib worker: :func:`run_seeds_together` on one thread.
+
+    Each seed draws its own stream, unless ``stream_seed`` names one for all.
+    """
     torch.set_num_threads(1)
-    stream = cached_stream(**stream_args, seed=stream_seed)
-    return run_seeds_together(stream, strategy, params, seeds)
+    return run_seeds_together(
+        seed_streams(stream_args, seeds, stream_seed), strategy, params, seeds
+    )
+
+
+def seed_streams(stream_args, seeds, stream_seed):
+    """One stream per seed: its own draw, or the one of ``stream_seed`` (not None)."""
+    from ._streams import load_stream
+
+    key = tuple(sorted(stream_args.items()))
+    if stream_seed is not None:
+        return [cached_stream(**stream_args, seed=stream_seed)] * len(seeds)
+    if _SEED_STREAMS.get("key") != (key, tuple(seeds)):
+        _SEED_STREAMS.clear()
+        _SEED_STREAMS["key"] = (key, tuple(seeds))
+        _SEED_STREAMS["streams"] = [load_stream(**stream_args, seed=s) for s in seeds]
+    return _SEED_STREAMS["streams"]
+
+
+_SEED_STREAMS = {}
 
 
 _STREAMS = {}

@@ -33,12 +33,16 @@ from ._settings import stacking_reason
 _BATCH_CALLBACKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
-def train_chunk(nets, X, y, settings, generators, dropout_generators=None):
+def train_chunk(
+    nets, X, y, settings, generators, dropout_generators=None, own_data=False
+):
     """Train ``nets`` on their current chunk ``X``, ``y``; return their errors.
 
     Each net has its ``settings`` entry (:class:`ChunkSettings`); they share
-    the chunk and the shared settings. ``generators`` draw the batch order:
-    one for every net (they share it) or one per net. ``dropout_generators``
+    the chunk (or, with ``own_data``, ``X`` and ``y`` hold one chunk per net
+    along a first dimension, all of one shape) and the shared settings.
+    ``generators`` draw the batch order: one for every net (they share it)
+    or one per net. ``dropout_generators``
     (one per net, or None for torch's global generator) draw the dropout
     masks of a stacked batched network. The nets' parameters, optimizer
     state, plug-in state and histories end as training each alone would
@@ -55,29 +59,30 @@ def train_chunk(nets, X, y, settings, generators, dropout_generators=None):
         If the nets cannot train stacked (K > 1): :func:`stacked_reason`.
     """
     reason = stacking_reason(settings) if len(nets) > 1 else None
-    reason = reason or stacked_reason(nets, X)
+    reason = reason or stacked_reason(nets, X[0] if own_data else X)
     if reason is not None and len(nets) > 1:
         raise ValueError(f"the nets cannot train stacked: {reason}")
     shared = settings[0]
-    for net, own in zip(nets, settings, strict=True):
+    chunks = [(X[k], y[k]) for k in range(len(nets))] if own_data else None
+    for k, (net, own) in enumerate(zip(nets, settings, strict=True)):
         net.output_mask_ = shared.output_mask
         net.set_step_sizes(own.lr, own.momentum)
-        net.notify("on_train_begin", X=X, y=y)
+        net.notify("on_train_begin", X=chunks[k][0] if own_data else X, y=y)
     if reason is None:
-        shared_rows = len(generators) == 1
+        shared_rows = len(generators) == 1 and not own_data
         backend = _StackedBackend(
-            nets, shared, shared_rows, dropout_generators, X.dim() - 1
+            nets, shared, shared_rows, dropout_generators, X.dim() - 1 - own_data
         )
     else:
         backend = _ModuleBackend(nets[0], shared)
     errors = list(backend.errors)
-    orders = _Orders(generators, len(X), X.device)
+    orders = _Orders(generators, X.shape[int(own_data)], X.device)
     for _ in range(shared.epochs):
         if all(e is not None for e in errors):
             break
         for net in nets:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-        losses, terms = _train_epoch(backend, X, y, orders.draw(), shared)
+        losses, terms = _train_epoch(backend, X, y, orders.draw(), shared, own_data)
         backend.write_parameters()
         for k, net in enumerate(nets):
             if errors[k] is None:
@@ -86,19 +91,23 @@ def train_chunk(nets, X, y, settings, generators, dropout_generators=None):
                 )
     backend.finish()
     for k, net in enumerate(nets):
+        X_k = chunks[k][0] if own_data else X
         if errors[k] is None:
-            errors[k] = _caught(net._check_finite_outputs, X[: shared.batch_size])
+            errors[k] = _caught(net._check_finite_outputs, X_k[: shared.batch_size])
         if errors[k] is None:
-            net.notify("on_train_end", X=X, y=y)
+            net.notify("on_train_end", X=X_k, y=chunks[k][1] if own_data else y)
     return errors
 
 
-def _train_epoch(backend, X, y, order, settings):
+def _train_epoch(backend, X, y, order, settings, own_data):
     """Train one epoch; return each net's mean task loss and mean extra terms."""
     notify = backend.notify
     callbacks = backend.callbacks
     losses, terms = [], []
-    for Xb, yb in _Batches(X, y, order, settings.batch_size, reuse=not callbacks):
+    batches = _Batches(
+        X, y, order, settings.batch_size, reuse=not callbacks, own_data=own_data
+    )
+    for Xb, yb in batches:
         step = Step(Xb, yb, settings.output_mask)
         if callbacks:
             backend.net.notify("on_batch_begin", batch=(Xb, yb), training=True)
@@ -384,15 +393,18 @@ class _Batches:
     """The mini-batches of ``X``, ``y`` in ``order`` (``(n,)`` or ``(K, n)``).
 
     Gathering each batch (into one reused buffer with ``reuse``) costs a
-    fraction of copying the whole shuffled chunk once per epoch.
+    fraction of copying the whole shuffled chunk once per epoch. With
+    ``own_data``, ``X`` and ``y`` hold one chunk per copy, ``(K, n, ...)``.
     """
 
-    def __init__(self, X, y, order, batch_size, *, reuse):
+    def __init__(self, X, y, order, batch_size, *, reuse, own_data=False):
         self.X, self.y, self.order, self.batch_size = X, y, order, batch_size
+        self.copies = torch.arange(len(X), device=X.device).view(-1, 1)
+        self.own_data = own_data
         rows = order[..., :batch_size].numel()
         self.buffers = (
             (X.new_empty((rows, *X.shape[1:])), y.new_empty((rows, *y.shape[1:])))
-            if reuse
+            if reuse and not own_data
             else None
         )
 
@@ -400,6 +412,10 @@ class _Batches:
         n = self.order.shape[-1]
         for start in range(0, n, self.batch_size):
             rows = self.order[..., start : start + self.batch_size]
+            if self.own_data:
+                index = (self.copies, rows.expand(len(self.copies), -1))
+                yield self.X[index], self.y[index]
+                continue
             if self.buffers is None:
                 yield self.X[rows], self.y[rows]
                 continue

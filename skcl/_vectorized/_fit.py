@@ -100,7 +100,7 @@ def differences(key, other):
     )
 
 
-def fit_together(estimators, X, y, task_id=None, *, partial=False):
+def fit_together(estimators, X, y, task_id=None, *, partial=False, own_data=False):
     """Fit ``estimators`` on one stream, stacked when they can share a network.
 
     Estimators with equal :func:`stacking_key` train as one stacked network
@@ -112,6 +112,10 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
     (KeyboardInterrupt) undoes the chunk of every estimator, then the whole
     call of those that had completed no chunk of it.
 
+    With ``own_data``, ``X``, ``y`` and ``task_id`` are sequences with one
+    stream per estimator: streams of the same tasks and shapes train as one
+    stack, each candidate on its own data.
+
     Returns
     -------
     outcomes : list
@@ -119,6 +123,11 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
     reason : str or None
         Why they were fitted one by one, or None if they trained stacked.
     """
+    data = (
+        list(zip(X, y, task_id, strict=True))
+        if own_data
+        else [(X, y, task_id)] * len(estimators)
+    )
     keys = [stacking_key(e) for e in estimators]
     reason = next((why for _, why in keys if why is not None), None)
     if reason is None:
@@ -131,7 +140,7 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
     if reason is None:
         saved = [_Saved(e) for e in estimators]
         try:
-            reason, outcomes = _Group(estimators).fit(X, y, task_id, partial)
+            reason, outcomes = _Group(estimators).fit(data, partial)
         except Exception as error:  # the stacked forward or a plug-in's state
             reason = f"their stacked training failed ({type(error).__name__}: {error})"
         except BaseException:
@@ -144,7 +153,9 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False):
             return outcomes, None
         for state in saved:
             state.restore()
-    return [_fit_alone(e, X, y, task_id, partial) for e in estimators], reason
+    return [
+        _fit_alone(e, *own, partial) for e, own in zip(estimators, data, strict=True)
+    ], reason
 
 
 class _Saved:
@@ -183,26 +194,37 @@ class _Group:
     def __init__(self, estimators):
         self.estimators = estimators
 
-    def fit(self, X, y, task_id, partial):
-        """Return ``(reason, outcomes)``: a reason not to stack, or the outcomes."""
-        outcomes, chunks = [], None
-        for estimator in self.estimators:
+    def fit(self, data, partial):
+        """Return ``(reason, outcomes)``: a reason not to stack, or the outcomes.
+
+        ``data`` holds each estimator's ``(X, y, task_id)``.
+        """
+        outcomes, chunks, streams = [], {}, {}
+        for estimator, (X, y, task_id) in zip(self.estimators, data, strict=True):
             try:
-                _, _, estimator_chunks = estimator._start_fit(
-                    X, y, task_id, None, not partial
-                )
+                if id(X) not in streams:  # each stream validated and split once
+                    streams[id(X)] = list(
+                        estimator._start_fit(X, y, task_id, None, not partial)[2]
+                    )
+                else:
+                    estimator._start_fit(X, y, task_id, None, not partial)
             except Exception as error:
                 outcomes.append(error)
                 continue
             outcomes.append(None)
-            if chunks is None:
-                chunks = list(estimator_chunks)
+            chunks[id(estimator)] = streams[id(X)]
         fitted = [
             e for e, o in zip(self.estimators, outcomes, strict=True) if o is None
         ]
         if not fitted:
             return None, outcomes
-        reason = _runtime_reason(fitted, chunks[0][0][0])
+        layouts = {
+            repr([(X.shape, y.shape, task) for (X, y, _), task in chunks[id(e)]])
+            for e in fitted
+        }
+        if len(layouts) > 1:
+            return "their streams differ in tasks or shapes", None
+        reason = _runtime_reason(fitted, chunks[id(fitted[0])][0][0][0])
         if reason is not None:
             return reason, None
         position = {id(e): i for i, e in enumerate(self.estimators)}
@@ -210,11 +232,12 @@ class _Group:
         for start in range(0, len(fitted), size):
             part = fitted[start : start + size]
             errors = dict.fromkeys(map(id, part))
-            for (X_c, y_c, labels), task in chunks:
+            for i, (_, task) in enumerate(chunks[id(fitted[0])]):
                 alive = [e for e in part if errors[id(e)] is None]
                 if not alive:
                     break
-                errors_now = _train_chunk(alive, X_c, y_c, labels, task)
+                data = [chunks[id(e)][i][0] for e in alive]
+                errors_now = _train_chunk(alive, data, task)
                 for e, error in zip(alive, errors_now, strict=True):
                     errors[id(e)] = error
             for e in part:
@@ -222,8 +245,10 @@ class _Group:
         return None, outcomes
 
 
-def _train_chunk(estimators, X, y, labels, task):
+def _train_chunk(estimators, data, task):
     """Train one chunk of ``task`` stacked; return each estimator's error or None.
+
+    ``data`` holds each estimator's chunk ``(X, y, labels)``.
 
     A chunk is a transaction for every candidate: one that fails is put
     back as it was before the chunk, and so is every candidate when the
@@ -232,7 +257,7 @@ def _train_chunk(estimators, X, y, labels, task):
     """
     saved = [capture(e) for e in estimators]
     try:
-        outcomes = _train_chunk_unguarded(estimators, X, y, labels, task)
+        outcomes = _train_chunk_unguarded(estimators, data, task)
     except BaseException:
         with interrupts_deferred():
             for estimator, state in zip(estimators, saved, strict=True):
@@ -245,25 +270,33 @@ def _train_chunk(estimators, X, y, labels, task):
     return outcomes
 
 
-def _train_chunk_unguarded(estimators, X, y, labels, task):
+def _train_chunk_unguarded(estimators, data, task):
     opened, outcomes = [], {}
-    for estimator in estimators:
+    for estimator, (_, _, labels) in zip(estimators, data, strict=True):
         try:
             opened.append(estimator._open_chunk(labels, task))
         except Exception as error:
             outcomes[id(estimator)] = error
-    training = [e for e in estimators if id(e) not in outcomes]
+    training = [
+        (e, own)
+        for e, own in zip(estimators, data, strict=True)
+        if id(e) not in outcomes
+    ]
     if training:
-        for estimator, error in zip(
-            training, _train_opened(training, opened, X, y, task), strict=True
-        ):
+        trained = _train_opened(
+            [e for e, _ in training], opened, [own for _, own in training], task
+        )
+        for (estimator, _), error in zip(training, trained, strict=True):
             outcomes[id(estimator)] = error
     return [outcomes[id(e)] for e in estimators]
 
 
-def _train_opened(estimators, opened, X, y, task):
+def _train_opened(estimators, opened, data, task):
     seeds = [seed for seed, _ in opened]
     settings = [own for _, own in opened]
+    own_data = any(X is not data[0][0] for X, _, _ in data)
+    X = torch.stack([X for X, _, _ in data]) if own_data else data[0][0]
+    y = torch.stack([y for _, y, _ in data]) if own_data else data[0][1]
     shared = len(set(seeds)) == 1
     generators = [
         torch.Generator().manual_seed(s) for s in seeds[: 1 if shared else None]
@@ -272,7 +305,7 @@ def _train_opened(estimators, opened, X, y, task):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
         errors = train_chunk(
-            [e.net_ for e in estimators], X, y, settings, generators, masks
+            [e.net_ for e in estimators], X, y, settings, generators, masks, own_data
         )
         after = torch.get_rng_state()
         # Nothing drew on a GPU (see stacked_reason): its generator is as
@@ -288,7 +321,7 @@ def _train_opened(estimators, opened, X, y, task):
                 with estimator._divergence_reported(task):
                     if error is not None:
                         raise error
-                estimator.net_.consolidate(X, y, task)
+                estimator.net_.consolidate(data[k][0], data[k][1], task)
             estimator._keep_snapshot()
         except Exception as caught:
             outcomes.append(caught)
