@@ -65,17 +65,43 @@ class Hooks:
 
 
 def unstacked_hooks(plugin):
-    """Name the per-step hooks of ``plugin`` that cannot run stacked.
+    """Name the per-step hooks of ``plugin`` that cannot run in a stack.
 
-    A hook runs stacked when it is one of ``STACKABLE_STEP_HOOKS`` and the
-    class that defines it lists it in its own ``stackable_steps``: a
-    subclass that overrides a hook declares it again.
+    A hook runs on the whole stack when it is one of ``STACKABLE_STEP_HOOKS``
+    and the class that defines it lists it in its own ``stackable_steps``,
+    or once per candidate when that class lists it in ``candidate_steps``
+    (any per-step hook but ``before_forward``): a subclass that overrides a
+    hook declares it again. A plug-in declares one way or the other.
     """
+    stacked, per_candidate = (
+        _declared(plugin, "stackable_steps"),
+        candidate_hooks(plugin),
+    )
+    if stacked and per_candidate:
+        return Hooks([plugin]).stepping()
     return [
         name
         for name in Hooks([plugin]).stepping()
-        if name not in STACKABLE_STEP_HOOKS
-        or name not in vars(_defining_class(plugin, name)).get("stackable_steps", ())
+        if not (name in STACKABLE_STEP_HOOKS and name in stacked)
+        and name not in per_candidate
+    ]
+
+
+def candidate_hooks(plugin):
+    """Name the per-step hooks of ``plugin`` that run once per candidate."""
+    return [
+        name
+        for name in _declared(plugin, "candidate_steps")
+        if name != "before_forward"
+    ]
+
+
+def _declared(plugin, attribute):
+    """The overridden per-step hooks that their class lists in ``attribute``."""
+    return [
+        name
+        for name in Hooks([plugin]).stepping()
+        if name in vars(_defining_class(plugin, name)).get(attribute, ())
     ]
 
 

@@ -113,20 +113,35 @@ class Plugin(BaseEstimator):
 
     One engine trains a single model and a stack of K models alike (the
     vectorized regime search, the seeds of ``skcl benchmark``). In a stack,
-    every plug-in's task-level hooks run per candidate, unchanged. Per-step
-    hooks run stacked for the hooks that a class lists in its public
-    ``stackable_steps`` (a tuple of hook names, empty by default;
-    :class:`~skcl.penalties.SI` lists ``("after_task_backward",
-    "after_step")``). A stacked hook receives a net whose ``module_``
-    yields the stacked parameters, ``(K, *shape)`` each, with their
-    ``.grad``, and a :class:`Step` whose ``X``, ``y`` are the stack's batch
-    (shared ``(n, ...)`` or per candidate ``(K, n, ...)``) and whose
-    ``loss`` is ``(K,)``; the plug-in's state is stacked for the chunk
-    (lists of parameter-shaped tensors as ``(K, ...)`` tensors per
-    parameter, other tensors along a new first dimension, any other value
-    equal in every candidate) and written back to each candidate after it.
-    Its hyper-parameters are the first candidate's: a stacked hook must not
-    read one that differs between candidates. ``loss`` terms do not stack.
+    every plug-in's task-level hooks run per candidate, unchanged. A class
+    declares how its per-step hooks run in a stack, in one of two public
+    attributes (tuples of hook names, empty by default):
+
+    - ``candidate_steps``: once per candidate, with that candidate's own
+      plug-in, a net whose ``module_`` is the candidate's network (calling
+      it inside :meth:`loss` backpropagates into the stack; in the other
+      hooks its ``parameters()`` carry the candidate's gradients as
+      ``.grad``, changed in place), ``criterion_``, ``task_index_`` and
+      ``output_mask_``, and a :class:`Step` of the candidate's rows, logits
+      and loss. Random draws come from the candidate's own generator. Any
+      per-step hook but :meth:`before_forward`; the simplest to adopt
+      (:class:`~skcl.penalties.LwF`, :class:`~skcl.replay.DERPP`,
+      :class:`~skcl.replay.AGEM`).
+    - ``stackable_steps``: once for the whole stack (:meth:`before_forward`,
+      :meth:`after_task_backward`, :meth:`after_backward`,
+      :meth:`after_step`; :class:`~skcl.penalties.SI`,
+      :class:`~skcl.replay.ER`). The hook receives a net whose ``module_``
+      yields the stacked parameters, ``(K, *shape)`` each, with their
+      ``.grad``, and the stack's :class:`Step` (rows shared ``(n, ...)``
+      or per candidate ``(K, n, ...)``, ``loss`` of shape ``(K,)``); the
+      plug-in's state is stacked for the chunk (lists of parameter-shaped
+      tensors as ``(K, ...)`` tensors per parameter, other tensors along a
+      new first dimension, any other value, such as ER's memory, equal in
+      every candidate and shared, which needs candidates that draw the same
+      batches) and written back to each candidate after it. Its
+      hyper-parameters are the first candidate's: a stacked hook must not
+      read one that differs between candidates.
+
     The declaration is per class: a subclass that overrides a hook lists it
     again. A plug-in with a per-step hook it does not declare makes its
     candidates train one by one (the reason is in the search's
@@ -153,6 +168,7 @@ class Plugin(BaseEstimator):
     """
 
     stackable_steps = ()
+    candidate_steps = ()
 
     def to(self, device):
         """Move the plug-in's state to ``device``; return self."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from _equality import same
+from _tolerance import tolerance, training_operations
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from test_transactions import state_of as transaction_state
@@ -97,6 +98,9 @@ def test_an_undeclared_hook_acts_alone_and_refuses_to_stack(stream):
 def test_a_loss_term_declared_stackable_is_refused(stream):
     class StackedLwF(LwF):
         stackable_steps = ("loss",)
+
+        def loss(self, net, step):
+            return super().loss(net, step)
 
     X, y, t = stream
     base = _classifier(penalty=StackedLwF())
@@ -218,3 +222,41 @@ def test_an_interrupted_stacked_chunk_is_undone_for_every_candidate(
         fit_together(fitted, X[t == 1], y[t == 1], 1, partial=True)
     for estimator, state in zip(fitted, before, strict=True):
         assert same(state_of(estimator), state)
+
+
+class LogitDecay(Plugin):
+    """A loss term written from scratch: a pull of the outputs toward zero,
+    run once per candidate in a stack (each with its own ``scale``)."""
+
+    candidate_steps = ("loss", "after_step")
+
+    def __init__(self, *, scale=0.1):
+        self.scale = scale
+
+    def initialize(self, net):
+        self.steps_ = 0
+
+    def loss(self, net, step):
+        return self.scale * step.logits.square().mean()
+
+    def after_step(self, net, step):
+        self.steps_ += 1
+
+
+def test_a_per_candidate_plugin_written_from_scratch_stacks(stream):
+    X, y, t = stream
+    grid = [dict(penalty__scale=0.0), dict(penalty__scale=0.5)]
+    base = _classifier(penalty=LogitDecay())
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    alone = [clone(base).set_params(**p).fit(X, y, task_id=t) for p in grid]
+    assert reason is None
+    assert [e.penalty_.steps_ for e in together] == [40, 40]
+    for a, b in zip(together, alone, strict=True):
+        # float64: the rounding of 2 epochs of 2 tasks of 100 samples.
+        atol = tolerance(training_operations(b.module_, 400), 1.0)
+        for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=atol)
+    weights = [e.module_[2].weight for e in together]
+    assert not torch.allclose(weights[0], weights[1])

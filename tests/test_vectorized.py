@@ -16,7 +16,7 @@ from skcl._vectorized._by_hand import by_hand
 from skcl._vectorized._network import StackedNetwork
 from skcl.modules import MLP
 from skcl.penalties import EWC, L2, MAS, SI, LwF
-from skcl.replay import AGEM, ER
+from skcl.replay import AGEM, DERPP, ER
 
 
 @pytest.fixture(autouse=True)
@@ -206,6 +206,36 @@ def test_replay_candidates_share_one_memory_and_equal_alone(stream, memory):
     _assert_same(together, alone)
     for a, b in zip(together, alone, strict=True):
         assert torch.equal(a.replay_.memory_.X, b.replay_.memory_.X)
+
+
+@pytest.mark.parametrize(
+    "plugins",
+    [
+        dict(penalty=LwF(lam=1.0)),
+        dict(replay=DERPP(memory_size=30, memory_batch_size=8)),
+        dict(replay=AGEM(memory_size=5, memory_batch_size=8)),
+        dict(penalty=[LwF(lam=0.5), SI(lam=0.1)], replay=ER(memory_size=20)),
+    ],
+    ids=["lwf", "derpp", "agem", "lwf-si-er"],
+)
+@pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["one-seed", "seeds"])
+def test_per_candidate_hooks_equal_alone(stream, plugins, seeds):
+    X, y, t = stream
+    base = _base(**{"penalty": None, **plugins})
+    grid = [dict(lr=lr, random_state=s) for lr, s in zip((0.01, 0.05), seeds)]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    if "replay" in plugins and isinstance(plugins["replay"], ER) and seeds[1]:
+        assert reason == "differently seeded candidates would share ER.memory_"
+        return
+    assert reason is None
+    if "replay" in plugins and isinstance(plugins["replay"], AGEM):
+        assert all(e.replay_.n_projected_ > 0 for e in together)
+    _assert_same(together, _alone(base, grid, X, y, t))
+    # A callback at every batch trains on the module's own autograd.
+    on_module = clone(base).set_params(callbacks=[("batches", BatchCounter())])
+    _assert_same(together, _alone(on_module, grid, X, y, t))
 
 
 def test_differently_seeded_replay_candidates_train_alone(stream):
@@ -448,12 +478,13 @@ def test_the_hand_written_pass_equals_autograd(activation, criterion, seeded):
     states = [g.get_state() for g in generators] if seeded else None
     torch.manual_seed(1)
     with torch.no_grad():
-        losses, grads = hand(X, targets, True, mask)
+        losses, grads, logits = hand(X, targets, True, mask)
     if seeded:
         for g, state in zip(generators, states, strict=True):
             g.set_state(state)
     torch.manual_seed(1)
     out = network(X, True)
+    assert torch.equal(logits, out.detach())  # the same forward, the same masks
     if mask is not None:
         out = out.masked_fill(~mask, float("-inf"))
     K = len(modules)

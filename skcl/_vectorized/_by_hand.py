@@ -56,9 +56,10 @@ def by_hand(network, criterion):
 
 
 def _pass(network, loss, X, targets, shared, mask):
-    """Return each copy's mean loss ``(K,)`` and the parameters' gradients."""
+    """Return each copy's mean loss ``(K,)``, the parameters' gradients and the
+    copies' outputs ``(K, n, ...)``."""
     params, tape = network.params, []
-    h = network.forward(X, shared, tape)
+    logits = h = network.forward(X, shared, tape)
     if mask is not None:
         h = h.masked_fill(~mask, float("-inf"))
     losses, dz = loss(h, targets, shared)
@@ -77,7 +78,7 @@ def _pass(network, loss, X, targets, shared, mask):
             dz = dz * saved
         else:
             dz = _DERIVATIVES[type(layer)](dz, saved, layer)
-    return losses, grads
+    return losses, grads, logits
 
 
 def _cross_entropy(logits, targets, shared):

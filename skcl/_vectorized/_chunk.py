@@ -21,10 +21,11 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-from .._hooks import Hooks, unstacked_hooks
+from .._hooks import Hooks, candidate_hooks, unstacked_hooks
 from .._plugin import Step, mask_outputs
 from .._state import is_owner, state_names
 from ._by_hand import by_hand
+from ._candidates import CandidateHooks
 from ._network import StackedNetwork, _batched_plan
 from ._optimizers import StackedOptimizer, stacked_optimizer_reason
 from ._quadratic import StackedQuadratic
@@ -59,7 +60,9 @@ def train_chunk(
         If the nets cannot train stacked (K > 1): :func:`stacked_reason`.
     """
     reason = stacking_reason(settings) if len(nets) > 1 else None
-    reason = reason or stacked_reason(nets, X[0] if own_data else X)
+    reason = reason or stacked_reason(
+        nets, X[0] if own_data else X, settings[0].penalty_step
+    )
     if reason is not None and len(nets) > 1:
         raise ValueError(f"the nets cannot train stacked: {reason}")
     shared = settings[0]
@@ -234,20 +237,28 @@ class _StackedBackend:
         )
         self.network = network
         self.plugins = StackedPlugins(nets, network, shared_rows)
+        self.candidates = CandidateHooks(nets, network, shared_rows, dropout_generators)
         criterion = copy.copy(nets[0].criterion_)
         criterion.reduction = "none"
         self.criterion = criterion
-        self.hand = by_hand(network, criterion)
+        self.hand = None if "loss" in self.candidates else by_hand(network, criterion)
         self.params = [p for p in network.params if p.requires_grad]
         self.grads = None
 
     def notify(self, name, step):
         self.plugins.notify(name, step)
+        self.candidates.notify(name, self.grads if name != "after_step" else None)
 
     def backward(self, step):
-        """Each copy's task loss ``(K,)`` into ``step.loss``; gradients kept."""
+        """Each copy's task loss ``(K,)`` into ``step.loss``; gradients kept.
+
+        Returns the copies' loss terms ``(K,)``, or None for none.
+        """
         network, K, shared = self.network, self.network.size, self.shared_rows
         Xb, yb, mask = step.inputs, step.targets, step.output_mask
+        candidates = self.candidates
+        candidates.open(step)
+        terms = None
         if self.hand is None:
             for p in self.params:
                 p.grad = None
@@ -257,20 +268,42 @@ class _StackedBackend:
                 mask_outputs(logits, mask).flatten(0, 1), targets.flatten(0, 1)
             )
             # The sum of the copies' mean losses: each copy's gradient is its own.
-            (per_sample.sum() * (K / per_sample.numel())).backward()
+            task = per_sample.sum() * (K / per_sample.numel())
             step.loss = per_sample.detach().view(K, -1).mean(1)
-            grads = [
-                torch.zeros_like(p) if p.grad is None else p.grad for p in self.params
-            ]
+            candidates.stacked(step)
+            terms = candidates.loss()
+            if terms is None or not self._reads_task_gradient():
+                (task if terms is None else task + terms.sum()).backward()
+                self._set_gradients()
+                self.notify("after_task_backward", step)
+            else:
+                # The terms read the task loss's graph (LwF the logits).
+                task.backward(retain_graph=True)
+                self._set_gradients()
+                self.notify("after_task_backward", step)
+                terms.sum().backward()
         else:
             with torch.no_grad():
-                step.loss, grads = self.hand(Xb, yb, shared, mask)
-            if self.plugins.stacks:  # they read the gradients in .grad
-                for p, g in zip(self.params, grads, strict=True):
+                step.loss, self.grads, step.logits = self.hand(Xb, yb, shared, mask)
+            if self.plugins.stacks or candidates.names:  # they read .grad
+                for p, g in zip(self.params, self.grads, strict=True):
                     p.grad = g
-        self.grads = grads
-        self.notify("after_task_backward", step)
-        return None
+            candidates.stacked(step)
+            self.notify("after_task_backward", step)
+        return None if terms is None else terms.detach()
+
+    def _reads_task_gradient(self):
+        return bool(
+            self.plugins.hooks("after_task_backward")
+            or "after_task_backward" in self.candidates
+        )
+
+    def _set_gradients(self):
+        """The gradients of the autograd pass, zeros where a parameter has none."""
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self.grads = [p.grad for p in self.params]
 
     def optimizer_step(self):
         K = self.network.size
@@ -284,7 +317,7 @@ class _StackedBackend:
         self.plugins.write_back()
 
 
-def stacked_reason(nets, X):
+def stacked_reason(nets, X, penalty_step):
     """Why ``nets`` cannot train on the stacked backend, or None.
 
     Checked for every stack; at K = 1 a reason means the module backend.
@@ -302,6 +335,12 @@ def stacked_reason(nets, X):
         ]
         if callbacks:
             return f"its callbacks act at every batch ({', '.join(callbacks)})"
+        hooks = Hooks(net.plugins_)
+        if hooks["after_backward"] and hooks.quadratic and penalty_step == "explicit":
+            return (
+                "its penalties' explicit gradient must reach the after_backward "
+                "hooks, which a stack runs before it"
+            )
         criterion = net.criterion_
         if type(criterion) not in (nn.CrossEntropyLoss, nn.MSELoss) or (
             criterion.reduction != "mean"
@@ -469,6 +508,9 @@ class StackedPlugins:
         hooks = Hooks([stacked for stacked, _, _ in self.stacks])
         self._hooks = {name: hooks[name] for name in hooks.stepping()}
 
+    def hooks(self, name):
+        return self._hooks.get(name, ())
+
     def notify(self, name, step):
         for hook in self._hooks.get(name, ()):
             hook(self.view, step)
@@ -501,7 +543,10 @@ def plugins_state_reason(nets, shared_rows):
 def _stacked_state(nets, shared_rows):
     """Per per-step plug-in: its copies and how each state attribute stacks."""
     shapes = [p.shape for p in _trainable(nets[0])]
-    per_net = [[p for p in net.plugins_ if Hooks([p]).stepping()] for net in nets]
+    per_net = [
+        [p for p in net.plugins_ if Hooks([p]).stepping() and not candidate_hooks(p)]
+        for net in nets
+    ]
     plan = []
     for plugins in zip(*per_net, strict=True):
         names = []

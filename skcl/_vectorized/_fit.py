@@ -338,7 +338,7 @@ def _runtime_reason(estimators, X):
             return f"its net class {net_class.__name__} overrides {name}"
     if len({repr(e.tasks_) for e in estimators}) > 1:
         return "the candidates have trained different tasks"
-    reason = stacked_reason([e.net_ for e in estimators], X)
+    reason = stacked_reason([e.net_ for e in estimators], X, estimators[0].penalty_step)
     if reason is not None:
         return reason
     module = estimators[0].module_

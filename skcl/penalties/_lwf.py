@@ -53,6 +53,9 @@ class LwF(Penalty):
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
+    # In a stack, the term runs once per candidate (see Plugin).
+    candidate_steps = ("loss",)
+
     def __init__(self, *, lam=1.0, temperature=2.0):
         self.lam = lam
         self.temperature = temperature

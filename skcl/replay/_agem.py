@@ -45,6 +45,9 @@ class AGEM(Replay):
     4
     """
 
+    # In a stack, the hooks run once per candidate (see Plugin).
+    candidate_steps = ("after_backward", "after_step")
+
     def __init__(self, *, memory_size=1, memory="class_balanced", memory_batch_size=64):
         self.memory_size = memory_size
         self.memory = memory

@@ -55,6 +55,9 @@ class DERPP(Replay):
     }
     _stores_logits = True
 
+    # In a stack, the hooks run once per candidate (see Plugin).
+    candidate_steps = ("loss", "after_step")
+
     def __init__(
         self,
         *,

@@ -1,0 +1,180 @@
+"""Per-step hooks run once per candidate of a stack, on that candidate's view."""
+
+import contextlib
+
+import torch
+from torch.func import functional_call
+
+from .._hooks import Hooks, candidate_hooks
+from .._plugin import Step
+
+
+class CandidateHooks:
+    """The hooks that plug-ins declare in ``candidate_steps``, run per candidate.
+
+    Candidate ``k``'s own plug-ins see a net whose ``module_`` is that
+    candidate's network (a function of its slice of the stack: a loss term
+    backpropagates into the stack, and after the backward pass its
+    parameters' ``.grad`` are views of the stacked gradients) and a
+    :class:`Step` of its own rows, logits and loss. Random draws use the
+    candidate's own generator (``generators``), or one shared generator that
+    every candidate must leave in the same state.
+    """
+
+    def __init__(self, nets, network, shared_rows, generators):
+        self.network, self.shared_rows = network, shared_rows
+        self.generators = generators
+        self.per_net = [[p for p in net.plugins_ if candidate_hooks(p)] for net in nets]
+        self.hooks = [Hooks(plugins) for plugins in self.per_net]
+        names = {name for hooks in self.hooks for name in hooks.stepping()}
+        self.names = names
+        self.views = [_CandidateNet(net, network, k) for k, net in enumerate(nets)]
+        self.steps = None
+
+    def __contains__(self, name):
+        return name in self.names
+
+    def open(self, step):
+        """Split ``step`` (the stack's) into each candidate's step."""
+        self.steps = []
+        for k in range(self.network.size):
+            own = Step(*(self._row(t, k) for t in (step.X, step.y)), step.output_mask)
+            own.inputs, own.targets = (
+                self._row(t, k) for t in (step.inputs, step.targets)
+            )
+            self.steps.append(own)
+
+    def stacked(self, step):
+        """Give each candidate's step its logits and task loss."""
+        for k, own in enumerate(self.steps):
+            own.logits = None if step.logits is None else step.logits[k]
+            own.loss = step.loss[k]
+
+    def _row(self, tensor, k):
+        return tensor if self.shared_rows else tensor[k]
+
+    def loss(self):
+        """Each candidate's sum of loss terms ``(K,)``, or None if there is none."""
+        terms = []
+        for k, hooks in enumerate(self.hooks):
+            self.views[k].module_.forget()
+            with self._random(k):
+                term = hooks.loss(self.views[k], self.steps[k])
+            terms.append(term)
+        if all(term is None for term in terms):
+            return None
+        zero = self.network.flat.new_zeros(())
+        return torch.stack([zero if t is None else t for t in terms])
+
+    def notify(self, name, grads=None):
+        """Run hook ``name`` of each candidate's plug-ins.
+
+        With ``grads`` (the stacked gradients), the candidates' parameters
+        carry views of them as ``.grad``.
+        """
+        if name not in self.names:
+            return
+        for k, hooks in enumerate(self.hooks):
+            self.views[k].module_.refresh(grads)
+            with self._random(k):
+                for hook in hooks[name]:
+                    hook(self.views[k], self.steps[k])
+
+    @contextlib.contextmanager
+    def _random(self, k):
+        """Candidate ``k``'s draws: its own generator, or the shared one."""
+        if self.generators is None:
+            if k == 0:
+                self._start = torch.get_rng_state()
+            else:
+                torch.set_rng_state(self._start)
+            yield
+            if k == 0:
+                self._end = torch.get_rng_state()
+            elif not torch.equal(torch.get_rng_state(), self._end):
+                raise RuntimeError(
+                    "candidates seeded alike drew different random numbers in a "
+                    "plug-in's hook"
+                )
+            return
+        outside = torch.get_rng_state()
+        torch.set_rng_state(self.generators[k].get_state())
+        try:
+            yield
+        finally:
+            self.generators[k].set_state(torch.get_rng_state())
+            torch.set_rng_state(outside)
+
+
+class _CandidateNet:
+    """What candidate ``k``'s plug-ins see of its net during a stacked step."""
+
+    def __init__(self, net, network, k):
+        self.module_ = _CandidateModule(net.module_, network, k)
+        self.criterion_ = net.criterion_
+        self.task_index_ = net.task_index_
+        self.output_mask_ = net.output_mask_
+        self.classes = getattr(net, "classes", None)
+
+
+class _CandidateModule:
+    """Candidate ``k``'s network as a function of its slice of the stack.
+
+    While loss terms are computed, calling it runs the module on the
+    candidate's slice, graph connected to the stack (a term backpropagates
+    into it). In the other hooks (after :meth:`refresh`), ``parameters()``
+    yields leaves sharing the slice's storage, with views of the stacked
+    gradients as ``.grad``, and calling it runs the module on those leaves.
+    """
+
+    def __init__(self, module, network, k):
+        self.module, self.network, self.k = module, network, k
+        self.names = [name for name, _ in module.named_parameters()]
+        self.buffer_names = [name for name, _ in module.named_buffers()]
+        self.leaves = None
+
+    def _own(self, stacked):
+        """Candidate ``k``'s tensors, in the module's layout, of per-parameter
+        stacks (the trainable ones in the stacked layout)."""
+        own, trainable = [], 0
+        for p, t in zip(self.network.params, stacked, strict=True):
+            if p.requires_grad:
+                own.append(self.network._stacked(trainable, t[self.k]))
+                trainable += 1
+            else:
+                own.append(t[self.k])
+        return own
+
+    def __call__(self, X):
+        params = self._own(self.network.params) if self.leaves is None else self.leaves
+        buffers = [b[self.k] for b in self.network.buffers]
+        names = [*self.names, *self.buffer_names]
+        state = dict(zip(names, [*params, *buffers], strict=True))
+        return functional_call(self.module, state, (X,))
+
+    def refresh(self, grads):
+        """Leaves on the current slice, with views of ``grads`` as ``.grad``."""
+        own = self._own(self.network.params)
+        self.leaves = [
+            t.detach().requires_grad_(p.requires_grad)
+            for t, p in zip(own, self.network.params, strict=True)
+        ]
+        if grads is None:
+            return
+        grads = iter(grads)
+        stacked = [next(grads) if p.requires_grad else p for p in self.network.params]
+        for leaf, p, g in zip(
+            self.leaves, self.network.params, self._own(stacked), strict=True
+        ):
+            if p.requires_grad:
+                leaf.grad = g
+
+    def forget(self):
+        """Back to the graph-connected slice (for loss terms)."""
+        self.leaves = None
+
+    def parameters(self):
+        return iter(self.leaves)
+
+    def named_parameters(self):
+        return iter(zip(self.names, self.leaves, strict=True))
