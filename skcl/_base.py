@@ -314,12 +314,14 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
 
     def _train_task(self, X, y, labels, task):
         """Train one chunk of one task; on any error, undo the whole chunk."""
-        saved = capture(self)
+        saved, grad = capture(self), torch.is_grad_enabled()
         try:
             self._train_task_unguarded(X, y, labels, task)
         except BaseException:
             with interrupts_deferred():
                 restore(self, saved)
+                # An interrupt inside a no_grad block's exit can leave it off.
+                torch.set_grad_enabled(grad)
             raise
 
     def _train_task_unguarded(self, X, y, labels, task):

@@ -15,7 +15,7 @@ from skcl._vectorized import fit_together
 from skcl._vectorized._by_hand import by_hand
 from skcl._vectorized._network import StackedNetwork
 from skcl.modules import MLP
-from skcl.penalties import EWC, L2, MAS, SI, LwF
+from skcl.penalties import EWC, L2, MAS, SI, LwF, ShrinkAndPerturb
 from skcl.replay import AGEM, DERPP, ER
 
 
@@ -215,8 +215,9 @@ def test_replay_candidates_share_one_memory_and_equal_alone(stream, memory):
         dict(replay=DERPP(memory_size=30, memory_batch_size=8)),
         dict(replay=AGEM(memory_size=5, memory_batch_size=8)),
         dict(penalty=[LwF(lam=0.5), SI(lam=0.1)], replay=ER(memory_size=20)),
+        dict(penalty=ShrinkAndPerturb(shrink=0.01, noise=0.01)),
     ],
-    ids=["lwf", "derpp", "agem", "lwf-si-er"],
+    ids=["lwf", "derpp", "agem", "lwf-si-er", "shrink-perturb"],
 )
 @pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["one-seed", "seeds"])
 def test_per_candidate_hooks_equal_alone(stream, plugins, seeds):

@@ -255,13 +255,14 @@ def _train_chunk(estimators, data, task):
     stacked training itself raises (the caller then trains them alone) or is
     interrupted.
     """
-    saved = [capture(e) for e in estimators]
+    saved, grad = [capture(e) for e in estimators], torch.is_grad_enabled()
     try:
         outcomes = _train_chunk_unguarded(estimators, data, task)
     except BaseException:
         with interrupts_deferred():
             for estimator, state in zip(estimators, saved, strict=True):
                 restore(estimator, state)
+            torch.set_grad_enabled(grad)
         raise
     with interrupts_deferred():
         for estimator, state, outcome in zip(estimators, saved, outcomes, strict=True):

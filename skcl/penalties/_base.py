@@ -1,7 +1,5 @@
 """The penalties' base class."""
 
-import torch
-
 from .._plugin import Plugin
 
 
@@ -37,7 +35,3 @@ class Penalty(Plugin):
     # Constraints on the parameters, checked at every fit and partial_fit (see
     # skcl._constraints); a subclass extends its parent's.
     _parameter_constraints: dict = {}  # noqa: RUF012
-
-    def loss(self, net, step) -> torch.Tensor | None:
-        """Return the penalty to add to the task loss, or None for none."""
-        return None

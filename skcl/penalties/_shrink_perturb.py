@@ -42,6 +42,9 @@ class ShrinkAndPerturb(Penalty):
         "noise": [PROBABILITY],
     }
 
+    # In a stack, the hook runs once per candidate (see Plugin).
+    candidate_steps = ("after_step",)
+
     def __init__(self, *, shrink=1e-4, noise=1e-4):
         self.shrink = shrink
         self.noise = noise
