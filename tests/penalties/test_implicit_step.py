@@ -348,7 +348,8 @@ def test_the_explicit_step_diverges_where_the_implicit_does_not(penalty):
 
 def test_penalty_step_is_validated():
     X, y, _ = digits(1, 40)
-    with pytest.raises(ValueError, match="penalty_step must be 'explicit' or 'implicit'"):
+    expected = "penalty_step must be 'explicit' or 'implicit'"
+    with pytest.raises(ValueError, match=expected):
         ContinualClassifier(penalty_step="proximal").fit(X, y)
 
 
