@@ -43,9 +43,10 @@ def train_chunk(
     the chunk (or, with ``own_data``, ``X`` and ``y`` hold one chunk per net
     along a first dimension, all of one shape) and the shared settings.
     ``generators`` draw the batch order: one for every net (they share it)
-    or one per net. ``dropout_generators``
-    (one per net, or None for torch's global generator) draw the dropout
-    masks of a stacked batched network. The nets' parameters, optimizer
+    or one per net. ``dropout_generators`` (one per net, or None for
+    torch's global generator) draw the dropout masks of a stacked batched
+    network and the random numbers of the plug-ins' per-candidate hooks.
+    The nets' parameters, optimizer
     state, plug-in state and histories end as training each alone would
     leave them.
 
@@ -66,11 +67,12 @@ def train_chunk(
     if reason is not None and len(nets) > 1:
         raise ValueError(f"the nets cannot train stacked: {reason}")
     shared = settings[0]
-    chunks = [(X[k], y[k]) for k in range(len(nets))] if own_data else None
-    for k, (net, own) in enumerate(zip(nets, settings, strict=True)):
+    # Each net's own chunk, for its callbacks and checks.
+    chunks = list(zip(X, y, strict=True)) if own_data else [(X, y)] * len(nets)
+    for net, own, (X_k, y_k) in zip(nets, settings, chunks, strict=True):
         net.output_mask_ = shared.output_mask
         net.set_step_sizes(own.lr, own.momentum)
-        net.notify("on_train_begin", X=chunks[k][0] if own_data else X, y=y)
+        net.notify("on_train_begin", X=X_k, y=y_k)
     if reason is None:
         shared_rows = len(generators) == 1 and not own_data
         backend = _StackedBackend(
@@ -93,12 +95,11 @@ def train_chunk(
                     net.end_epoch, losses[k].item(), terms[k].item(), backend.hooks[k]
                 )
     backend.finish()
-    for k, net in enumerate(nets):
-        X_k = chunks[k][0] if own_data else X
+    for k, (net, (X_k, y_k)) in enumerate(zip(nets, chunks, strict=True)):
         if errors[k] is None:
             errors[k] = _caught(net._check_finite_outputs, X_k[: shared.batch_size])
         if errors[k] is None:
-            net.notify("on_train_end", X=X_k, y=chunks[k][1] if own_data else y)
+            net.notify("on_train_end", X=X_k, y=y_k)
     return errors
 
 
