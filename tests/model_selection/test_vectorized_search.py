@@ -9,11 +9,10 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import FitFailedWarning
 from torch import nn
 
-from skcl import ContinualClassifier
+from skcl import ContinualClassifier, Plugin
 from skcl.model_selection import RandomizedRegimeSearchCV, RegimeSearchCV
 from skcl.model_selection._vectorized_search import balanced_tasks
 from skcl.penalties import EWC
-from skcl.replay import AGEM
 
 GRID = {
     "lr": [0.02, 0.08],
@@ -29,6 +28,13 @@ def stream():
     rng = np.random.RandomState(0)
     tasks = [X[:150, rng.permutation(64)] / 16 for _ in range(3)]
     return np.vstack(tasks), np.tile(y[:150], 3), np.repeat([0, 1, 2], 150)
+
+
+class Unstackable(Plugin):
+    """A plug-in whose per-step hook does not say how it runs in a stack."""
+
+    def after_step(self, net, step):
+        pass
 
 
 def _classifier(dtype, **params):
@@ -92,7 +98,7 @@ def test_incompatible_candidates_train_alone_with_the_reason(stream):
     grid = [
         {"lr": [0.02, 0.08]},
         {"lr": [0.05], "batch_size": [20]},
-        {"lr": [0.05], "replay": [AGEM(memory_size=30)]},
+        {"lr": [0.05], "penalty": [[EWC(), Unstackable()]]},
     ]
     searches = [
         RegimeSearchCV(clf, grid, cv=2, refit=False, vectorize=v).fit(X, y, task_id=t)
@@ -105,7 +111,7 @@ def test_incompatible_candidates_train_alone_with_the_reason(stream):
         "it differs from the other candidates in a parameter that builds or "
         "trains the network (batch_size)"
     )
-    assert "plug-in AGEM acts at every step" in results["vectorize_fallback"][3]
+    assert "plug-in Unstackable acts at every step" in results["vectorize_fallback"][3]
     with pytest.raises(ValueError, match="vectorize=True, but the candidate"):
         RegimeSearchCV(clf, grid, cv=2, vectorize=True).fit(X, y, task_id=t)
 
