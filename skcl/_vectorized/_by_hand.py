@@ -50,26 +50,25 @@ def by_hand(network, criterion):
                 type(layer) is nn.LeakyReLU and layer.negative_slope < 0
             ):
                 return None
-    return lambda X, targets, shared, mask: _pass(
-        network, loss, X, targets, shared, mask
+    return lambda X, targets, shared, mask, grads: _pass(
+        network, loss, X, targets, shared, mask, grads
     )
 
 
-def _pass(network, loss, X, targets, shared, mask):
-    """Return each copy's mean loss ``(K,)``, the parameters' gradients and the
-    copies' outputs ``(K, n, ...)``."""
+def _pass(network, loss, X, targets, shared, mask, grads):
+    """Write the parameters' gradients into ``grads`` (stacked layout); return
+    each copy's mean loss ``(K,)`` and the copies' outputs ``(K, n, ...)``."""
     params, tape = network.params, []
     logits = h = network.forward(X, shared, tape)
     if mask is not None:
         h = h.masked_fill(~mask, float("-inf"))
     losses, dz = loss(h, targets, shared)
-    grads = [None] * len(params)
     remaining = sum(kind == "linear" for kind, *_ in tape)
     for kind, layer, rows, saved in reversed(tape):
         if kind == "linear":
-            grads[rows[0]] = torch.bmm(saved.transpose(1, 2), dz)
+            torch.bmm(saved.transpose(1, 2), dz, out=grads[rows[0]])
             if len(rows) == 2:
-                grads[rows[1]] = dz.sum(1)
+                torch.sum(dz, 1, out=grads[rows[1]])
             remaining -= 1
             if not remaining:
                 break  # the inputs need no gradient
@@ -78,7 +77,7 @@ def _pass(network, loss, X, targets, shared, mask):
             dz = dz * saved
         else:
             dz = _DERIVATIVES[type(layer)](dz, saved, layer)
-    return losses, grads, logits
+    return losses, logits
 
 
 def _cross_entropy(logits, targets, shared):

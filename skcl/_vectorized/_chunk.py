@@ -244,6 +244,9 @@ class _StackedBackend:
         self.criterion = criterion
         self.hand = None if "loss" in self.candidates else by_hand(network, criterion)
         self.params = [p for p in network.params if p.requires_grad]
+        # The hand-written pass writes the gradients into the optimizer's layout.
+        self.flat_grad = torch.empty_like(network.flat)
+        self.grad_views = network.split(self.flat_grad)
         self.grads = None
 
     def notify(self, name, step):
@@ -284,8 +287,9 @@ class _StackedBackend:
                 self.notify("after_task_backward", step)
                 terms.sum().backward()
         else:
+            self.grads = self.grad_views
             with torch.no_grad():
-                step.loss, self.grads, step.logits = self.hand(Xb, yb, shared, mask)
+                step.loss, step.logits = self.hand(Xb, yb, shared, mask, self.grads)
             if self.plugins.stacks or candidates.names:  # they read .grad
                 for p, g in zip(self.params, self.grads, strict=True):
                     p.grad = g
@@ -307,6 +311,9 @@ class _StackedBackend:
         self.grads = [p.grad for p in self.params]
 
     def optimizer_step(self):
+        if self.hand is not None:
+            self.optimizer.step(self.flat_grad)
+            return
         K = self.network.size
         self.optimizer.step(torch.cat([g.reshape(K, -1) for g in self.grads], dim=1))
 
