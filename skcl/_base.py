@@ -16,10 +16,10 @@ from torch import nn
 from typing_extensions import Self
 
 from ._data import _DataMixin
+from ._engine._settings import ChunkSettings
 from ._params import ParamsMixin
 from ._state import capture, interrupts_deferred, restore
 from ._tasks import check_task_id, task_order
-from ._vectorized._settings import ChunkSettings
 from .modules import MLP
 from .penalties import QuadraticPenalty
 from .penalties._implicit import check_implicit_optimizer

@@ -6,9 +6,9 @@ import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EpochTimer, PrintLog
 
+from ._engine._chunk import train_chunk
 from ._hooks import Hooks
 from ._plugin import _map_tensors, mask_outputs
-from ._vectorized._chunk import train_chunk
 from .penalties._implicit import ImplicitQuadraticStep
 
 
@@ -18,7 +18,7 @@ class _ContinualNetMixin:
     skorch's per-batch machinery (a DataLoader collating single samples,
     per-batch history records and callback dispatch) costs several times a
     hand-written loop at the small batches continual learning uses: the
-    engine (:mod:`skcl._vectorized`) shuffles the chunk once per epoch and
+    engine (:mod:`skcl._engine`) shuffles the chunk once per epoch and
     trains on views of it; batch-level callbacks are dispatched only when
     some callback overrides them. Epoch-level callbacks and the history work
     as in skorch.
@@ -85,7 +85,7 @@ class _ContinualNetMixin:
         """Train the current task on the tensors ``X``, ``y`` with ``settings``.
 
         ``settings`` is a :class:`ChunkSettings`; ``generator`` draws the
-        batch order. The engine (:func:`skcl._vectorized.train_chunk`, the
+        batch order. The engine (:func:`skcl._engine.train_chunk`, the
         loop every K shares) trains it. The quadratic penalties are applied
         as an implicit step after the optimizer's (``penalty_step=
         "implicit"``) or added to the gradient (``"explicit"``). The history

@@ -13,9 +13,9 @@ from test_transactions import state_of as transaction_state
 from torch import nn
 
 from skcl import ContinualClassifier, Plugin
-from skcl._vectorized import _fit as vectorized_fit
-from skcl._vectorized import fit_together
-from skcl._vectorized._settings import PER_CANDIDATE, ChunkSettings, stacking_reason
+from skcl._engine import _fit as vectorized_fit
+from skcl._engine import fit_together
+from skcl._engine._settings import PER_CANDIDATE, ChunkSettings, stacking_reason
 from skcl.penalties import EWC, SI, LwF
 
 

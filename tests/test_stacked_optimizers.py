@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-import skcl._vectorized._optimizers as stacked_optimizers
-from skcl._vectorized._network import StackedNetwork
-from skcl._vectorized._optimizers import StackedOptimizer, stacked_optimizer_reason
+import skcl._engine._optimizers as stacked_optimizers
+from skcl._engine._network import StackedNetwork
+from skcl._engine._optimizers import StackedOptimizer, stacked_optimizer_reason
 from skcl.modules import MLP
 from skcl.penalties._implicit import ImplicitQuadraticStep
 

@@ -10,10 +10,10 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from skcl import ContinualClassifier, ContinualRegressor, Plugin
-from skcl._vectorized import _fit as vectorized_fit
-from skcl._vectorized import fit_together
-from skcl._vectorized._by_hand import by_hand
-from skcl._vectorized._network import StackedNetwork
+from skcl._engine import _fit as vectorized_fit
+from skcl._engine import fit_together
+from skcl._engine._by_hand import by_hand
+from skcl._engine._network import StackedNetwork
 from skcl.modules import MLP
 from skcl.penalties import EWC, L2, MAS, SI, LwF, ShrinkAndPerturb
 from skcl.replay import AGEM, DERPP, ER

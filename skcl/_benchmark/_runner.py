@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .._classifier import ContinualClassifier
-from .._vectorized import fit_together
+from .._engine import fit_together
 from ..metrics import (
     accuracy_matrix,
     average_accuracy,
@@ -140,7 +140,7 @@ def run_seeds_together(streams, strategy, params, seeds, *, progress=None):
 
     The seeds (initialization and sample order) of a sequential strategy
     train as one stacked network when they can
-    (:func:`skcl._vectorized.fit_together`), task after task, each on its
+    (:func:`skcl._engine.fit_together`), task after task, each on its
     own stream (or one stream shared by every seed); each run's ``seconds``
     is its share of the group's training time.
 

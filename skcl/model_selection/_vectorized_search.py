@@ -2,7 +2,7 @@
 
 scikit-learn's ``evaluate_candidates`` fits each (candidate, fold) alone.
 When candidates can share a network, :func:`evaluate_grouped` fits each
-(group, fold) with :func:`skcl._vectorized.fit_together` in joblib workers
+(group, fold) with :func:`skcl._engine.fit_together` in joblib workers
 and scores every candidate with scikit-learn's own ``_fit_and_score`` on its
 already fitted estimator; ``evaluate_candidates`` then runs on placeholders
 (no training, no scoring), on the same folds, so that its bookkeeping
@@ -27,8 +27,8 @@ from sklearn.model_selection._validation import (
 )
 from sklearn.utils import _safe_indexing
 
-from .._vectorized import fit_together, stacking_key
-from .._vectorized._fit import differences
+from .._engine import fit_together, stacking_key
+from .._engine._fit import differences
 
 # Parameters that the search adds to every candidate (see _SearchedEstimator).
 DEVICE, N_THREADS, OUTCOME = "skcl_device", "skcl_n_threads", "skcl_outcome"
