@@ -345,6 +345,19 @@ def test_differently_seeded_candidates_stack_under_vmap_without_randomness(strea
     _assert_same(together, _alone(base, grid, X, y, t))
 
 
+def test_a_negative_strength_is_refused_stacked_as_alone(stream):
+    X, y, t = stream
+    base = _base(penalty=L2())
+    grid = [dict(lr=0.02, penalty__lam=-1.0), dict(lr=0.02, penalty__lam=0.5)]
+    together, _ = fit_together([clone(base).set_params(**p) for p in grid], X, y, t)
+    with pytest.raises(ValueError) as alone_error:
+        clone(base).set_params(**grid[0]).fit(X, y, task_id=t)
+    assert type(together[0]) is type(alone_error.value)
+    assert str(together[0]) == str(alone_error.value)
+    assert "lam" in str(together[0])
+    _assert_same(together[1:], _alone(base, grid[1:], X, y, t))
+
+
 def test_a_diverging_candidate_fails_alone(stream):
     X, y, t = stream
     base = _base(penalty=EWC(lam=1.0), penalty_step="explicit", momentum=0.9)
