@@ -9,6 +9,8 @@ from _equality import same
 from _tolerance import tolerance, training_operations
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from test_transactions import state_of as transaction_state
 from torch import nn
 
@@ -260,3 +262,27 @@ def test_a_per_candidate_plugin_written_from_scratch_stacks(stream):
             torch.testing.assert_close(p, q, rtol=0, atol=atol)
     weights = [e.module_[2].weight for e in together]
     assert not torch.allclose(weights[0], weights[1])
+
+
+def test_pipelines_train_their_final_estimators_together(stream):
+    X, y, t = stream
+    pipe = make_pipeline(StandardScaler(), _classifier())
+    grid = [dict(continualclassifier__lr=lr) for lr in (0.01, 0.05)]
+    together, reason = fit_together(
+        [clone(pipe).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None
+    for fitted, params in zip(together, grid, strict=True):
+        alone = clone(pipe).set_params(**params)
+        Xt = alone[:-1].fit_transform(X, y)  # what Pipeline.fit does, task_id routed
+        alone[-1].fit(Xt, y, task_id=t)
+        # float64: the rounding of 2 epochs of 2 tasks of 100 samples.
+        atol = tolerance(training_operations(alone[-1].module_, 400), 1.0)
+        for p, q in zip(
+            fitted[-1].module_.parameters(), alone[-1].module_.parameters(), strict=True
+        ):
+            torch.testing.assert_close(p, q, rtol=0, atol=atol)
+        assert fitted[-1].tasks_ == alone[-1].tasks_ == [0, 1]
+    outcomes, reason = fit_together([clone(pipe) for _ in grid], X, y, t, partial=True)
+    assert reason == "a Pipeline has no partial_fit"
+    assert all(isinstance(o, TypeError) for o in outcomes)

@@ -18,6 +18,7 @@ from ._chunk import (
 )
 from ._network import _batched_plan
 from ._optimizers import STACKED_OPTIMIZERS
+from ._pipeline import is_continual_pipeline, pipeline_key, transform_streams
 
 # Estimator parameters that may differ within a group; every plug-in's
 # hyper-parameters may too, since its task-level hooks run per candidate.
@@ -51,6 +52,9 @@ def stacking_key(estimator):
     or ``(None, reason)`` for an estimator that cannot."""
     from .._base import _ContinualEstimator
 
+    if is_continual_pipeline(estimator):
+        key, reason = stacking_key(estimator.steps[-1][1])
+        return (None, reason) if key is None else (pipeline_key(estimator, key), None)
     if not isinstance(estimator, _ContinualEstimator):
         return None, f"{type(estimator).__name__} is not a continual estimator"
     for name in _TRAINING_METHODS:
@@ -128,6 +132,8 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False, own_data=Fals
         if own_data
         else [(X, y, task_id)] * len(estimators)
     )
+    if all(is_continual_pipeline(e) for e in estimators):
+        return _fit_pipelines(estimators, data, partial)
     keys = [stacking_key(e) for e in estimators]
     reason = next((why for _, why in keys if why is not None), None)
     if reason is None:
@@ -158,6 +164,34 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False, own_data=Fals
     ], reason
 
 
+def _fit_pipelines(pipelines, data, partial):
+    """Fit pipelines ending in continual estimators: each one's transformers,
+    then their final estimators together on the transformed streams."""
+    if partial:
+        error = TypeError("a Pipeline has no partial_fit")
+        return [error] * len(pipelines), str(error)
+    streams = transform_streams(pipelines, data)
+    fitting = [i for i, s in enumerate(streams) if not isinstance(s, Exception)]
+    outcomes = list(streams)
+    if fitting:
+        finals = [pipelines[i].steps[-1][1] for i in fitting]
+        own = [streams[i] for i in fitting]
+        shared = all(s is own[0] for s in own)
+        fitted, reason = fit_together(
+            finals,
+            *(own[0] if shared else zip(*own, strict=True)),
+            partial=False,
+            own_data=not shared,
+        )
+        for i, outcome in zip(fitting, fitted, strict=True):
+            outcomes[i] = (
+                outcome if isinstance(outcome, BaseException) else pipelines[i]
+            )
+    else:
+        reason = None
+    return outcomes, reason
+
+
 class _Saved:
     """An estimator as it was, to train it alone after a failed stacked attempt."""
 
@@ -181,6 +215,9 @@ class _Saved:
 
 
 def _fit_alone(estimator, X, y, task_id, partial):
+    if is_continual_pipeline(estimator):
+        (outcome,), _ = _fit_pipelines([estimator], [(X, y, task_id)], partial)
+        return outcome
     try:
         fit = estimator.partial_fit if partial else estimator.fit
         return fit(X, y, task_id=task_id)

@@ -7,6 +7,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import FitFailedWarning
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from skcl import ContinualClassifier, Plugin
@@ -200,3 +202,24 @@ def test_a_reason_found_once_the_networks_are_built_reaches_cv_results(stream):
     _compare(search, alone.fit(X, y, task_id=t), 0)
     with pytest.raises(ValueError, match="could not train in a group: differently"):
         RegimeSearchCV(clf, grid, cv=2, vectorize=True).fit(X, y, task_id=t)
+
+
+def test_a_search_over_a_pipeline_trains_its_candidates_in_one_group(stream):
+    X, y, t = stream
+    pipe = make_pipeline(StandardScaler(), _classifier(torch.float64))
+    grid = [
+        {"continualclassifier__lr": [0.02, 0.08]},
+        {"continualclassifier__lr": [0.05], "standardscaler__with_mean": [False]},
+    ]
+    searches = [
+        RegimeSearchCV(pipe, grid, cv=2, vectorize=v).fit(X, y, task_id=t)
+        for v in ("auto", False)
+    ]
+    _compare(*searches, 1e-9)
+    results = searches[0].cv_results_
+    assert results["vectorized_group"].tolist() == [0, 0, -1]
+    assert "(standardscaler)" in results["vectorize_fallback"][2]
+    assert searches[0].best_params_ == searches[1].best_params_
+    np.testing.assert_array_equal(
+        searches[0].predict_proba(X), searches[1].predict_proba(X)
+    )
