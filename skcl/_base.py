@@ -18,6 +18,7 @@ from typing_extensions import Self
 from ._data import _DataMixin
 from ._engine._settings import ChunkSettings
 from ._params import ParamsMixin
+from ._plugin import check_finite
 from ._state import capture, interrupts_deferred, restore
 from ._tasks import check_task_id, task_order
 from .modules import MLP
@@ -373,6 +374,39 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
 
     def _task_output_mask(self, task, y):
         return None
+
+    def _check_state(self):
+        """Raise ValueError, naming the attribute, unless the fitted state can work.
+
+        For an estimator rebuilt from a file (:func:`skcl.load`):
+        ``classes_`` sorted and distinct, ``tasks_`` distinct ints or
+        strings, the network's weights, the optimizer's state and the
+        snapshots finite. Each plug-in checks its own state
+        (:meth:`skcl.Plugin.check_state`).
+        """
+        classes = getattr(self, "classes_", None)
+        if classes is not None and not (
+            isinstance(classes, np.ndarray)
+            and classes.ndim == 1
+            and len(classes)
+            and np.array_equal(np.unique(classes), classes)
+        ):
+            raise ValueError("classes_ should hold sorted distinct labels.")
+        tasks = self.tasks_
+        if not all(
+            isinstance(t, (int, str)) and not isinstance(t, bool) for t in tasks
+        ) or len(set(tasks)) != len(tasks):
+            raise ValueError(
+                f"tasks_ should hold distinct ints or strings: {tasks!r:.200}"
+            )
+        finite = {
+            "module_": self.module_.state_dict(),
+            "optimizer_": self.net_.optimizer_.state_dict()["state"],
+            "initial_snapshot_": self.initial_snapshot_,
+            "snapshots_": self.snapshots_,
+        }
+        for name, value in finite.items():
+            check_finite(value, name)
 
     @property
     def module_(self):

@@ -23,7 +23,7 @@ from ._file_format import Decoder, Encoder, read, write
 from ._file_format import FormatError as _FormatError
 from ._file_format import qualified_name as _qualified_name
 from ._params import VIRTUAL_PREFIXES
-from ._plugin import Plugin, _is_state_object, _map_tensors
+from ._plugin import Plugin, _map_tensors
 from ._state import (
     HistoryState,
     ModuleState,
@@ -526,6 +526,33 @@ def _check_tree(reference, state, where):
                 _check_tree(r, v, f"{where}[{i}]")
 
 
+def _check_values(estimator):
+    """Let the estimator and each plug-in check that their state can work.
+
+    The plug-ins see empty batches with the shapes and dtypes of the
+    estimator's training chunks, on the CPU where the file's state is.
+    """
+    try:
+        estimator._check_state()
+    except ValueError as error:
+        raise _FormatError(str(error)) from error
+    net = estimator.net_
+    dtype = next(net.module_.parameters()).dtype
+    X = torch.empty((0, *estimator.input_shape_), dtype=dtype)
+    target = estimator._target_dtype or dtype
+    y = torch.empty((0,) if target == torch.long else (0, estimator._n_outputs()))
+    y = y.to(target)
+    trainable = [(n, p) for n, p in net.module_.named_parameters() if p.requires_grad]
+    for i, plugin in enumerate(net.plugins_):
+        where = f"plug-in {i} ({type(plugin).__name__})"
+        for name, value in vars(plugin).items():
+            _check_aligned(value, trainable, f"{where}.{name}")
+        try:
+            plugin.check_state(net, X, y)
+        except ValueError as error:
+            raise _FormatError(f"{where}: {error}") from error
+
+
 def _check_fitted(estimator):
     """Check the restored estimator's consistency; move its state to its device."""
     net = estimator.net_
@@ -537,18 +564,10 @@ def _check_fitted(estimator):
     for i, snapshot in enumerate(estimator.snapshots_):
         _check_like(snapshot, reference, f"snapshots_[{i}]")
     _check_optimizer(net)
-    trainable = [(n, p) for n, p in net.module_.named_parameters() if p.requires_grad]
-    for i, plugin in enumerate(net.plugins_):
-        where = f"plug-in {i} ({type(plugin).__name__})"
-        for name, value in vars(plugin).items():
-            _check_aligned(value, trainable, f"{where}.{name}")
-            if _is_state_object(value) and hasattr(value, "validate"):
-                try:
-                    value.validate()
-                except ValueError as error:
-                    raise _FormatError(f"{where}.{name}: {error}") from error
-        plugin.to(net.device)
+    _check_values(estimator)
     for _, callback in net.callbacks_:
         vars(callback).update(_map_tensors(vars(callback), lambda t: t.to(net.device)))
+    for plugin in net.plugins_:
+        plugin.to(net.device)
     if net.output_mask_ is not None:
         net.output_mask_ = net.output_mask_.to(net.device)

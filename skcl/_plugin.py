@@ -22,6 +22,40 @@ def _map_tensors(value, fn):
     return value
 
 
+def _tensors(value):
+    """Return the tensors in ``value``: tensors, modules' state and nested lists."""
+    found = []
+    for item in _flatten(value):
+        if isinstance(item, torch.nn.Module):
+            found.extend(item.state_dict().values())
+        elif isinstance(item, torch.Tensor):
+            found.append(item)
+    return found
+
+
+def _flatten(value):
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flatten(v)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flatten(v)]
+    return [value]
+
+
+def check_finite(value, where, *, nonnegative=False):
+    """Raise ValueError naming ``where`` unless ``value``'s float tensors are finite.
+
+    ``value`` is a tensor, a module (its parameters and buffers) or lists and
+    dicts of them; with ``nonnegative``, every value must also be >= 0.
+    """
+    for tensor in _tensors(value):
+        if not tensor.is_floating_point():
+            continue
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{where} holds NaN or infinite values.")
+        if nonnegative and bool((tensor < 0).any()):
+            raise ValueError(f"{where} holds negative values.")
+
+
 def _to_cpu(value):
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
@@ -179,6 +213,23 @@ class Plugin(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         return _map_tensors(state, _to_cpu)
+
+    def check_state(self, net, X, y) -> None:
+        """Raise ValueError naming the attribute unless the state works with ``net``.
+
+        :func:`skcl.load` calls it once the plug-in's state is rebuilt from a
+        file, before the estimator is returned. ``X`` and ``y`` are empty
+        batches with the shapes and dtypes of the chunks the estimator trains
+        on (as :meth:`consolidate` receives them). By default, every float
+        tensor of the state (also in modules, lists and dicts) must be
+        finite; a subclass extends the check with what its state promises
+        (signs, shapes, counts). State objects with their own check, such as
+        a replay memory, are left to their plug-in.
+        """
+        params = self.get_params(deep=False)
+        for name, value in vars(self).items():
+            if name not in params and not _is_state_object(value):
+                check_finite(value, name)
 
     def initialize(self, net) -> None:
         """Reset the fitted state at the start of training."""

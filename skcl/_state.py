@@ -11,7 +11,6 @@ objects), and the file format stores it. Adding a piece of state is adding an
 attribute to an owner.
 """
 
-import contextlib
 import copy
 import inspect
 import signal
@@ -184,17 +183,59 @@ def _at(container, key):
         return None
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
+class interrupts_deferred:
     """Hold SIGINT (Ctrl-C) back until the block ends, so that it cannot leave
-    a restoration half done; elsewhere than in the main thread, do nothing."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "pthread_sigmask"
-    ):
-        yield
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    a restoration half done; then deliver it as it would have been.
+
+    Python runs a signal's handler in the main thread, whichever thread the
+    kernel gave the signal to (a timer's, torch's) and whether it came from
+    this process or another. In the main thread the block therefore replaces
+    SIGINT's handler with one that only records the signal, puts the previous
+    handler back at the end and, if a signal arrived, calls it then (the
+    default one raises :class:`KeyboardInterrupt` after the block, from the
+    block's exit). A block nested in another records for it.
+
+    Elsewhere than in the main thread there is nothing to hold: a handler
+    never runs there, so a SIGINT cannot raise inside the block. Where
+    SIGINT's handler was not installed by Python, so that it cannot be put
+    back, the block masks SIGINT in the calling thread instead.
+
+    A signal that arrives before the block is entered raises there, before
+    anything is restored; a caller that restores after an interrupt enters
+    the block first thing.
+    """
+
+    def __enter__(self):
+        self._previous, self._caught, self._masked = None, [], False
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not None:
+            signal.signal(signal.SIGINT, self._record)
+            self._previous = previous
+        elif hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            self._masked = True
+        return self
+
+    def _record(self, signum, frame):
+        self._caught.append(frame)
+
+    def __exit__(self, *exc_info):
+        if self._masked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            return False
+        if self._previous is None:
+            return False
+        signal.signal(signal.SIGINT, self._previous)
+        for frame in self._caught:
+            _deliver(self._previous, frame)
+        return False
+
+
+def _deliver(handler, frame):
+    """Give a held SIGINT to ``handler``, as the signal would have."""
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)

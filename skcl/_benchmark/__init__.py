@@ -19,11 +19,13 @@ from ._runner import (
     run_strategy,
     seed_streams,
 )
-from ._streams import STREAMS, load_stream, regime_of
+from ._streams import DATA, SCENARIOS, STREAMS, load_stream, regime_of
 
 __all__ = [
+    "DATA",
     "OVERRIDES",
     "REGIMES",
+    "SCENARIOS",
     "STRATEGIES",
     "STREAMS",
     "cached_stream",

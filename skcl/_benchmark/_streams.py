@@ -21,9 +21,38 @@ STREAMS = (
     "rotated-mnist",
     "shared-split-mnist",
 )
-# split-digits: task-incremental (one head per task); class-split-digits:
-# class-incremental (one head, all classes); shared-split-mnist: two tasks of
-# five digits on the same five outputs (0-4, then 5-9 as 0-4).
+# What each stream is, for ``skcl benchmark --help`` and the header of its
+# output: the scenario (van de Ven, Tuytelaars and Tolias, 2022: task-, domain-
+# or class-incremental, and the heads the network has), then the data. The
+# same scores mean different things in each: a task-incremental stream is told
+# the task at test time and is far easier than its class-incremental twin.
+SCENARIOS = {
+    "permuted-digits": "domain-incremental, one shared head",
+    "rotated-digits": "domain-incremental, one shared head",
+    "split-digits": "task-incremental, one head per task",
+    "class-split-digits": "class-incremental, one head for all 10 digits",
+    "permuted-mnist": "domain-incremental, one shared head",
+    "rotated-mnist": "domain-incremental, one shared head",
+    "shared-split-mnist": "domain-incremental, five shared outputs",
+}
+DATA = {
+    "permuted-digits": "scikit-learn's 8x8 digits, a new pixel permutation per "
+    "task; 5 tasks of the 10 digits, 1,347 training and 450 test images each",
+    "rotated-digits": "the digits rotated 10 degrees more at each task; 5 tasks "
+    "of the 10 digits, 1,347 training and 450 test images each",
+    "split-digits": "the digits in 5 tasks of 2 (0-1, 2-3, ...), the task "
+    "given at test time to pick the head; about 270 training and 90 test "
+    "images per task",
+    "class-split-digits": "the same 5 tasks of 2 digits, no task given at test "
+    "time: every digit against every other",
+    "permuted-mnist": "MNIST (the IDX files, see --data-home), a new pixel "
+    "permutation per task; 20 tasks of 60,000 training and 10,000 test images",
+    "rotated-mnist": "MNIST rotated 10 degrees more at each task; 20 tasks of "
+    "60,000 training and 10,000 test images",
+    "shared-split-mnist": "MNIST in 2 tasks of 5 digits, 0-4 then 5-9 "
+    "relabelled 0-4, no task given at test time; about 30,000 training and "
+    "5,000 test images per task",
+}
 
 
 @dataclass

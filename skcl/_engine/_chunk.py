@@ -360,9 +360,12 @@ def stacked_reason(nets, X, penalty_step):
         return reason
     module = nets[0].module_
     if K == 1:
-        # Alone, only the batched kernels beat the module's own autograd.
+        # Alone, only the batched kernels beat the module's own autograd, and
+        # per-candidate hooks run faster on the module itself.
         if _batched_plan(module, X.dim() - 1) is None:
             return "its module has no batched kernels (MLPs and nn.Sequential)"
+        if any(candidate_hooks(p) for p in nets[0].plugins_):
+            return "its plug-ins' per-candidate hooks run on the module itself"
         return None
     if X.device.type != "cpu" and _draws_random(module, X):
         return (

@@ -3,7 +3,13 @@ import torch
 from .._constraints import PROBABILITY, SIZE, StrOptions
 from ._fisher import squared_gradients
 from ._importance import ImportancePenalty, parameter_names
-from ._quadratic import likelihood, output_mask_transform, trainable_parameters
+from ._quadratic import (
+    check_number,
+    check_parameter_list,
+    likelihood,
+    output_mask_transform,
+    trainable_parameters,
+)
 
 
 class EWC(ImportancePenalty):
@@ -108,6 +114,21 @@ class EWC(ImportancePenalty):
         self.precision_ = None
         self.centre_ = None
         self.offset_ = 0.0
+
+    def check_state(self, net, X, y):
+        """Also check the precision (>= 0), centre, Fisher and offset."""
+        check_parameter_list(self.precision_, net, "precision_", nonnegative=True)
+        check_parameter_list(self.centre_, net, "centre_")
+        if (self.precision_ is None) != (self.centre_ is None):
+            raise ValueError("precision_ and centre_ must be both set or both None.")
+        check_number(self.offset_, "offset_")
+        if self.fisher_ is not None:
+            names = parameter_names(net)
+            if not isinstance(self.fisher_, dict) or list(self.fisher_) != names:
+                raise ValueError(f"fisher_ should hold the parameters {names}.")
+            fisher = list(self.fisher_.values())
+            check_parameter_list(fisher, net, "fisher_", nonnegative=True)
+        super().check_state(net, X, y)
 
     def importance(self, net, X, y):
         if self.n_samples is not None and len(X) > self.n_samples:

@@ -2,7 +2,12 @@ from abc import ABCMeta, abstractmethod
 
 import torch
 
-from ._quadratic import QuadraticPenalty, trainable_parameters
+from ._quadratic import (
+    QuadraticPenalty,
+    check_number,
+    check_parameter_list,
+    trainable_parameters,
+)
 
 
 class ImportancePenalty(QuadraticPenalty, metaclass=ABCMeta):
@@ -68,6 +73,19 @@ class ImportancePenalty(QuadraticPenalty, metaclass=ABCMeta):
     def initialize(self, net):
         self.task_importance_ = None
         self.task_samples_ = 0
+
+    def check_state(self, net, X, y):
+        """Also check the current task's importance (>= 0) and its sample count."""
+        check_parameter_list(
+            self.task_importance_, net, "task_importance_", nonnegative=True
+        )
+        check_number(self.task_samples_, "task_samples_", integral=True)
+        if (self.task_importance_ is None) != (self.task_samples_ == 0):
+            raise ValueError(
+                "task_importance_ and task_samples_ disagree: an importance is "
+                "measured on at least one sample."
+            )
+        super().check_state(net, X, y)
 
     def consolidate(self, net, X, y):
         new, n = self.importance(net, X, y), len(X)

@@ -1,4 +1,4 @@
-from ._quadratic import QuadraticPenalty, detached_copy
+from ._quadratic import QuadraticPenalty, check_parameter_list, detached_copy
 
 
 class L2(QuadraticPenalty):
@@ -32,6 +32,11 @@ class L2(QuadraticPenalty):
 
     def initialize(self, net):
         self.anchor_ = None
+
+    def check_state(self, net, X, y):
+        """Also check the anchor against the parameters."""
+        check_parameter_list(self.anchor_, net, "anchor_")
+        super().check_state(net, X, y)
 
     def end_task(self, net):
         self.anchor_ = detached_copy(net)

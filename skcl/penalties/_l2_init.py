@@ -1,4 +1,4 @@
-from ._quadratic import QuadraticPenalty, detached_copy
+from ._quadratic import QuadraticPenalty, check_parameter_list, detached_copy
 
 
 class L2Init(QuadraticPenalty):
@@ -33,6 +33,13 @@ class L2Init(QuadraticPenalty):
 
     def initialize(self, net):
         self.anchor_ = detached_copy(net)
+
+    def check_state(self, net, X, y):
+        """Also check the anchor against the parameters."""
+        if self.anchor_ is None:
+            raise ValueError("anchor_ should hold the initial parameters, not None.")
+        check_parameter_list(self.anchor_, net, "anchor_")
+        super().check_state(net, X, y)
 
     def quadratic(self, net):
         return self.anchor_, None, 0.0

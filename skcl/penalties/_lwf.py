@@ -70,6 +70,24 @@ class LwF(Penalty):
         self.old_classes_ = torch.zeros(0, dtype=torch.long, device=device)
         self._task_classes = torch.zeros(0, dtype=torch.long, device=device)
 
+    def check_state(self, net, X, y):
+        """Also check that the classes distilled are distinct classes of ``net``."""
+        n_classes = len(net.classes)
+        for name in ("old_classes_", "_task_classes"):
+            classes = getattr(self, name)
+            if not (
+                isinstance(classes, torch.Tensor)
+                and classes.dtype == torch.long
+                and classes.ndim == 1
+                and bool((classes[1:] > classes[:-1]).all())
+                and bool(((classes >= 0) & (classes < n_classes)).all())
+            ):
+                raise ValueError(
+                    f"{name} should hold sorted distinct class indices in "
+                    f"[0, {n_classes}) as an int64 tensor."
+                )
+        super().check_state(net, X, y)
+
     def consolidate(self, net, X, y):
         self._task_classes = torch.cat([self._task_classes, y]).unique()
 

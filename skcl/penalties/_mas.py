@@ -1,7 +1,7 @@
 from .._constraints import PROBABILITY, SIZE
 from ._importance import ImportancePenalty, parameter_names
 from ._output_norm import output_norm_gradients
-from ._quadratic import detached_copy, output_mask_transform
+from ._quadratic import check_parameter_list, detached_copy, output_mask_transform
 
 
 class MAS(ImportancePenalty):
@@ -60,6 +60,14 @@ class MAS(ImportancePenalty):
         super().initialize(net)
         self.importance_ = None
         self.anchor_ = None
+
+    def check_state(self, net, X, y):
+        """Also check the importance (>= 0) and the anchor."""
+        check_parameter_list(self.importance_, net, "importance_", nonnegative=True)
+        check_parameter_list(self.anchor_, net, "anchor_")
+        if (self.importance_ is None) != (self.anchor_ is None):
+            raise ValueError("importance_ and anchor_ must be both set or both None.")
+        super().check_state(net, X, y)
 
     def importance(self, net, X, y):
         importance = output_norm_gradients(

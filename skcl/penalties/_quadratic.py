@@ -1,8 +1,11 @@
 """Quadratic penalties: lam/2 * sum_j w_j (theta_j - c_j)^2 + constant."""
 
+import math
+
 import torch
 
 from .._constraints import STRENGTH
+from .._plugin import check_finite
 from ._base import Penalty
 
 
@@ -79,6 +82,47 @@ def detached_copy(net):
     return [p.detach().clone() for _, p in trainable_parameters(net)]
 
 
+def check_parameter_list(value, net, where, *, nonnegative=False):
+    """Raise ValueError naming ``where`` unless ``value`` fits the parameters.
+
+    ``value`` must be None or a list of finite tensors (>= 0 with
+    ``nonnegative``), one per trainable parameter of ``net.module_``, each of
+    its shape and dtype, as a penalty's centres and precisions are.
+    """
+    if value is None:
+        return
+    params = [p for _, p in trainable_parameters(net)]
+    if not isinstance(value, (list, tuple)) or len(value) != len(params):
+        raise ValueError(
+            f"{where} should be a list of {len(params)} tensors, one per trainable "
+            "parameter."
+        )
+    for i, (tensor, param) in enumerate(zip(value, params, strict=True)):
+        if not (
+            isinstance(tensor, torch.Tensor)
+            and tensor.shape == param.shape
+            and tensor.dtype == param.dtype
+        ):
+            raise ValueError(
+                f"{where}[{i}] should be a {param.dtype} tensor of shape "
+                f"{tuple(param.shape)}."
+            )
+        check_finite(tensor, f"{where}[{i}]", nonnegative=nonnegative)
+
+
+def check_number(value, where, *, integral=False):
+    """Raise ValueError naming ``where`` unless ``value`` is a finite number >= 0."""
+    kind = int if integral else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kind)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        words = "an int" if integral else "a finite number"
+        raise ValueError(f"{where} should be {words} >= 0, got {value!r}.")
+
+
 def output_mask_transform(net):
     """Return a function that masks outputs to the current task's, or None."""
     mask = net.output_mask_
@@ -139,6 +183,24 @@ class QuadraticPenalty(Penalty):
     def quadratic(self, net):
         """Return ``(centres, weights, b)`` (weights None for all ones), or None."""
         return None
+
+    def check_state(self, net, X, y):
+        """Also check that the quadratic's centres and weights fit the parameters.
+
+        The weights (precisions) must be >= 0: a negative one would push the
+        parameters away from their centre without bound.
+        """
+        super().check_state(net, X, y)
+        form = self.quadratic(net)
+        if form is None:
+            return
+        centres, weights, offset = form
+        name = type(self).__name__
+        if centres is None:
+            raise ValueError(f"{name} has weights but no centre.")
+        check_parameter_list(centres, net, f"{name}'s centre")
+        check_parameter_list(weights, net, f"{name}'s weights", nonnegative=True)
+        check_number(offset, f"{name}'s offset")
 
     def active_quadratic(self, net):
         """Return ``quadratic(net)``, or None when there is no term (or lam is 0)."""

@@ -3,7 +3,12 @@ import numbers
 import torch
 
 from .._constraints import Interval
-from ._quadratic import QuadraticPenalty, detached_copy, trainable_parameters
+from ._quadratic import (
+    QuadraticPenalty,
+    check_parameter_list,
+    detached_copy,
+    trainable_parameters,
+)
 
 
 class SI(QuadraticPenalty):
@@ -71,6 +76,16 @@ class SI(QuadraticPenalty):
     def initialize(self, net):
         self.importance_ = None
         self.anchor_ = None
+
+    def check_state(self, net, X, y):
+        """Also check the importance (>= 0), the anchor and the path integrals."""
+        check_parameter_list(self.importance_, net, "importance_", nonnegative=True)
+        check_parameter_list(self.anchor_, net, "anchor_")
+        if (self.importance_ is None) != (self.anchor_ is None):
+            raise ValueError("importance_ and anchor_ must be both set or both None.")
+        for name in ("omega_", "_start", "_previous", "_grads"):
+            check_parameter_list(getattr(self, name, None), net, name)
+        super().check_state(net, X, y)
 
     @torch.no_grad()
     def begin_task(self, net):

@@ -60,16 +60,55 @@ class Replay(Plugin):
     }
 
     def initialize(self, net):
+        cls, params = self._memory_spec(net)
+        self.memory_ = cls(**params)
+
+    def _memory_spec(self, net):
+        """Return the memory's class and parameters, from ours and ``net``'s."""
         size = self.memory_size
         if self.memory == "reservoir":
-            self.memory_ = ReservoirMemory(size)
-            return
+            return ReservoirMemory, {"capacity": size}
         if not isinstance(net.criterion_, torch.nn.CrossEntropyLoss):
             raise ValueError(
                 "memory='class_balanced' needs class targets: use it with "
                 "ContinualClassifier, or memory='reservoir'."
             )
-        self.memory_ = ClassBalancedMemory(size, len(net.classes))
+        return ClassBalancedMemory, {"per_class": size, "n_classes": len(net.classes)}
+
+    def check_state(self, net, X, y):
+        """Also check the memory against our parameters and ``net``.
+
+        The memory must be the one ``memory`` and ``memory_size`` build, at
+        the current task, and its rows must hold inputs and targets of
+        ``X``'s and ``y``'s shapes and dtypes, labels of ``net``'s classes
+        and outputs (logits, masks) as wide as the network's.
+        """
+        super().check_state(net, X, y)
+        memory = self.memory_
+        cls, params = self._memory_spec(net)
+        if type(memory) is not cls:
+            raise ValueError(
+                f"memory_ should be a {cls.__name__} (memory={self.memory!r})."
+            )
+        for name, value in params.items():
+            if getattr(memory, name) != value:
+                raise ValueError(
+                    f"memory_.{name} is {getattr(memory, name)!r}, but memory_size="
+                    f"{self.memory_size!r} and the network make it {value!r}."
+                )
+        task = None if net.task_index_ < 0 else net.task_index_
+        if memory.task != task:
+            raise ValueError(
+                f"memory_.task is {memory.task!r}, but the current task is {task}."
+            )
+        classifier = isinstance(net.criterion_, torch.nn.CrossEntropyLoss)
+        n_outputs = len(net.classes) if classifier else y.shape[1]
+        try:
+            memory.validate(
+                X, y, n_classes=n_outputs if classifier else None, n_outputs=n_outputs
+            )
+        except ValueError as error:
+            raise ValueError(f"memory_: {error}") from error
 
     # Whether the memory also keeps each sample's outputs (DER++'s logits).
     _stores_logits = False

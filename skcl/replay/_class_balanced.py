@@ -60,6 +60,43 @@ class ClassBalancedMemory(Memory):
         self.n_stored = 0
         self.class_counts = torch.zeros(n_classes, dtype=torch.long)
 
+    def check_counts(self):
+        """Check ``per_class``, ``n_classes``, ``n_stored``, ``class_counts``, rows.
+
+        The ended tasks (``task`` of them) stored at most ``per_class *
+        n_classes`` rows each; the storage holds the stored rows, plus the
+        current task's once it wrote one.
+        """
+        super().check_counts()
+        check_params(self, {"per_class": self.per_class, "n_classes": self.n_classes})
+        n_stored, task = self.n_stored, self.task or 0
+        bound = self.per_class * self.n_classes * task
+        if isinstance(n_stored, bool) or not isinstance(n_stored, int):
+            raise ValueError(f"n_stored should be an int, got {n_stored!r}.")
+        if not 0 <= n_stored <= bound:
+            raise ValueError(
+                f"n_stored should be in [0, {bound}] after {task} ended tasks, got "
+                f"{n_stored}."
+            )
+        counts = self.class_counts
+        if not (
+            isinstance(counts, torch.Tensor)
+            and counts.dtype == torch.long
+            and counts.shape == (self.n_classes,)
+            and bool((counts >= 0).all())
+        ):
+            raise ValueError(
+                f"class_counts should be {self.n_classes} int64 counts >= 0."
+            )
+        rows = None if self.X is None else len(self.X)
+        if rows not in (None, n_stored, self.rows_needed()) or (
+            rows is None and n_stored
+        ):
+            raise ValueError(
+                f"the memory holds {rows} rows for {n_stored} stored ones and "
+                f"{self.per_class} per class of the current task."
+            )
+
     def rows_needed(self):
         return self.n_stored + self.per_class * self.n_classes
 

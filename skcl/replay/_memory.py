@@ -114,16 +114,89 @@ class Memory(ABC):
                 setattr(self, name, tensor.to(device))
         return self
 
-    def validate(self):
-        """Raise ValueError unless the rows agree (for a loaded memory)."""
+    def validate(self, X=None, y=None, *, n_classes=None, n_outputs=None):
+        """Raise ValueError naming the field unless the state can work (once loaded).
+
+        Always checked: the counts agree with the parameters
+        (:meth:`check_counts`), every tensor holds the storage's rows, the
+        task indices are int64 in ``[0, task]``, the float values are finite,
+        and the unused rows are empty (zeros, as allocated): rows beyond the
+        filled ones mean counts that contradict the rows.
+
+        Parameters
+        ----------
+        X, y : Tensor or None, default=None
+            Empty batches shaped and typed as the samples offered: the stored
+            inputs and targets must have their shape and dtype.
+        n_classes : int or None, default=None
+            Targets are class indices, below ``n_classes``.
+        n_outputs : int or None, default=None
+            The stored logits and output masks are ``n_outputs`` wide.
+        """
+        self.check_counts()
         tensors = {n: getattr(self, n) for n in self._fields}
-        lengths = {len(t) for t in tensors.values() if t is not None}
         if tensors["X"] is None:
             if any(t is not None for t in tensors.values()) or len(self.filled()):
                 raise ValueError("the memory holds samples but no inputs.")
             return
+        lengths = {len(t) for t in tensors.values() if t is not None}
         filled = self.filled()
-        if len(lengths) != 1 or (len(filled) and int(filled.max()) >= lengths.pop()):
+        if len(lengths) != 1 or (len(filled) and int(filled.max()) >= min(lengths)):
             raise ValueError("the memory's tensors do not hold its rows.")
-        if tensors["tasks"].dtype != torch.long:
-            raise ValueError("the memory's task indices must be int64.")
+        expected = {"tasks": ((), torch.long)}
+        if X is not None:
+            expected["X"] = (X.shape[1:], X.dtype)
+        if y is not None:
+            expected["y"] = (y.shape[1:], y.dtype)
+        if n_outputs is not None:
+            expected["logits"] = ((n_outputs,), X.dtype if X is not None else None)
+            expected["masks"] = ((n_outputs,), torch.bool)
+        for name, (shape, dtype) in expected.items():
+            tensor = tensors[name]
+            if tensor is not None and (
+                tensor.shape[1:] != shape or dtype not in (None, tensor.dtype)
+            ):
+                raise ValueError(
+                    f"the memory's {name} should be a {dtype} tensor of rows of "
+                    f"shape {tuple(shape)}, got {tensor.dtype} rows of shape "
+                    f"{tuple(tensor.shape[1:])}."
+                )
+        for name, tensor in tensors.items():
+            if tensor is not None and tensor.is_floating_point():
+                if not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(
+                        f"the memory's {name} holds NaN or infinite values."
+                    )
+        unused = torch.ones(min(lengths), dtype=torch.bool)
+        unused[filled] = False
+        unused = unused.to(tensors["X"].device)
+        for name, tensor in tensors.items():
+            if tensor is not None and bool(tensor[unused].any()):
+                raise ValueError(
+                    f"the memory's {name} holds values in rows that its counts say "
+                    "are unused."
+                )
+        tasks = tensors["tasks"][filled.to(tensors["X"].device)]
+        if len(tasks) and not (
+            self.task is not None
+            and 0 <= int(tasks.min()) <= int(tasks.max()) <= self.task
+        ):
+            raise ValueError(
+                f"the memory's tasks should be task indices in [0, {self.task}]."
+            )
+        if n_classes is not None:
+            labels = tensors["y"][filled.to(tensors["X"].device)]
+            if len(labels) and not (
+                0 <= int(labels.min()) <= int(labels.max()) < n_classes
+            ):
+                raise ValueError(
+                    f"the memory's y holds labels outside the {n_classes} classes."
+                )
+
+    def check_counts(self):
+        """Raise ValueError unless the counts agree with the parameters and rows."""
+        task = self.task
+        if task is not None and (
+            isinstance(task, bool) or not isinstance(task, int) or task < 0
+        ):
+            raise ValueError(f"the memory's task should be an int >= 0, got {task!r}.")

@@ -43,6 +43,25 @@ class ReservoirMemory(Memory):
         self.capacity = capacity
         self.n_seen = 0
 
+    def check_counts(self):
+        """Check ``capacity``, ``n_seen`` (an int in [0, 2**53]) and the rows.
+
+        Beyond 2**53 samples the draws, computed in float64, are no longer
+        uniform: no stream of that length is trained.
+        """
+        super().check_counts()
+        check_params(self, {"capacity": self.capacity})
+        n_seen = self.n_seen
+        if isinstance(n_seen, bool) or not isinstance(n_seen, int):
+            raise ValueError(f"n_seen should be an int, got {n_seen!r}.")
+        if not 0 <= n_seen <= 2**53:
+            raise ValueError(f"n_seen should be in [0, 2**53], got {n_seen}.")
+        if self.X is not None and len(self.X) != self.capacity:
+            raise ValueError(
+                f"the memory holds {len(self.X)} rows, not its capacity "
+                f"{self.capacity}."
+            )
+
     def filled(self):
         return torch.arange(min(self.n_seen, self.capacity))
 
