@@ -67,33 +67,43 @@ class Hooks:
 def unstacked_hooks(plugin):
     """Name the per-step hooks of ``plugin`` that cannot run in a stack.
 
-    A hook runs on the whole stack when it is one of ``STACKABLE_STEP_HOOKS``
-    and the class that defines it lists it in its own ``stackable_steps``,
-    or once per candidate when that class lists it in ``candidate_steps``
-    (any per-step hook but ``before_forward``): a subclass that overrides a
-    hook declares it again. A plug-in declares one way or the other.
+    A hook runs once on the whole stack when it is one of
+    ``STACKABLE_STEP_HOOKS`` and the class that defines it lists it in its
+    own ``stackable_steps``, or once per candidate when that class lists it
+    in ``candidate_steps``: a subclass that overrides a hook declares it
+    again. A plug-in that declares both ways (ER) runs on the whole stack
+    where its candidates draw the same batches and per candidate elsewhere:
+    each hook must then be declared both ways.
     """
-    stacked, per_candidate = (
-        _declared(plugin, "stackable_steps"),
-        candidate_hooks(plugin),
-    )
+    stacked, per_candidate = stacked_hooks(plugin), candidate_hooks(plugin)
+    hooks = Hooks([plugin]).stepping()
     if stacked and per_candidate:
-        return Hooks([plugin]).stepping()
+        return [
+            name for name in hooks if name not in stacked or name not in per_candidate
+        ]
+    return [name for name in hooks if name not in stacked and name not in per_candidate]
+
+
+def stacked_hooks(plugin):
+    """Name the per-step hooks of ``plugin`` that run once on the whole stack."""
     return [
         name
-        for name in Hooks([plugin]).stepping()
-        if not (name in STACKABLE_STEP_HOOKS and name in stacked)
-        and name not in per_candidate
+        for name in _declared(plugin, "stackable_steps")
+        if name in STACKABLE_STEP_HOOKS
     ]
 
 
 def candidate_hooks(plugin):
     """Name the per-step hooks of ``plugin`` that run once per candidate."""
-    return [
-        name
-        for name in _declared(plugin, "candidate_steps")
-        if name != "before_forward"
-    ]
+    return _declared(plugin, "candidate_steps")
+
+
+def runs_per_candidate(plugin, shared_rows):
+    """Whether ``plugin``'s per-step hooks run once per candidate in a stack
+    whose candidates draw the same batches (``shared_rows``) or not."""
+    if not candidate_hooks(plugin):
+        return False
+    return not (shared_rows and stacked_hooks(plugin))
 
 
 def _declared(plugin, attribute):

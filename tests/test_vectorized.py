@@ -234,9 +234,6 @@ def test_per_candidate_hooks_equal_alone(stream, plugins, seeds):
     together, reason = fit_together(
         [clone(base).set_params(**p) for p in grid], X, y, t
     )
-    if "replay" in plugins and isinstance(plugins["replay"], ER) and seeds[1]:
-        assert reason == "differently seeded candidates would share ER.memory_"
-        return
     assert reason is None
     if "replay" in plugins and isinstance(plugins["replay"], AGEM):
         assert all(e.replay_.n_projected_ > 0 for e in together)
@@ -246,15 +243,20 @@ def test_per_candidate_hooks_equal_alone(stream, plugins, seeds):
     _assert_same(together, _alone(on_module, grid, X, y, t))
 
 
-def test_differently_seeded_replay_candidates_train_alone(stream):
+@pytest.mark.parametrize("memory", ["reservoir", "class_balanced"])
+def test_differently_seeded_replay_candidates_keep_their_own_memories(stream, memory):
     X, y, t = stream
-    base = _base(replay=ER(memory_size=30, memory_batch_size=8))
+    base = _base(replay=ER(memory_size=30, memory=memory, memory_batch_size=8))
     grid = [dict(random_state=0), dict(random_state=1)]
     together, reason = fit_together(
         [clone(base).set_params(**p) for p in grid], X, y, t
     )
-    assert reason == "differently seeded candidates would share ER.memory_"
-    _assert_same(together, _alone(base, grid, X, y, t), atol=0)
+    alone = _alone(base, grid, X, y, t)
+    assert reason is None
+    _assert_same(together, alone)
+    for a, b in zip(together, alone, strict=True):
+        assert torch.equal(a.replay_.memory_.X, b.replay_.memory_.X)
+    assert not torch.equal(together[0].replay_.memory_.X, together[1].replay_.memory_.X)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import contextlib
 import torch
 from torch.func import functional_call
 
-from .._hooks import Hooks, candidate_hooks
+from .._hooks import Hooks, runs_per_candidate
 from .._plugin import Step
 
 
@@ -24,7 +24,10 @@ class CandidateHooks:
     def __init__(self, nets, network, shared_rows, generators):
         self.network, self.shared_rows = network, shared_rows
         self.generators = generators
-        self.per_net = [[p for p in net.plugins_ if candidate_hooks(p)] for net in nets]
+        self.per_net = [
+            [p for p in net.plugins_ if runs_per_candidate(p, shared_rows)]
+            for net in nets
+        ]
         self.hooks = [Hooks(plugins) for plugins in self.per_net]
         names = {name for hooks in self.hooks for name in hooks.stepping()}
         self.names = names
@@ -43,6 +46,34 @@ class CandidateHooks:
                 self._row(t, k) for t in (step.inputs, step.targets)
             )
             self.steps.append(own)
+
+    def merge(self, step):
+        """Take the rows that the candidates' ``before_forward`` chose into the
+        stack's ``step``; return whether they now differ per candidate."""
+        own = self.steps
+        fields = ("inputs", "targets", "output_mask")
+        if all(getattr(s, f) is getattr(own[0], f) for s in own for f in fields):
+            return False
+        try:
+            step.inputs = torch.stack([s.inputs for s in own])
+            step.targets = torch.stack([s.targets for s in own])
+        except RuntimeError as error:
+            raise ValueError(
+                "the candidates' plug-ins chose different numbers of rows"
+            ) from error
+        masks = [s.output_mask for s in own]
+        if any(m is not None for m in masks):
+            n = step.inputs.shape[1]
+            width = next(m for m in masks if m is not None).shape[-1]
+            step.output_mask = torch.stack(
+                [
+                    torch.ones(n, width, dtype=torch.bool, device=step.inputs.device)
+                    if m is None
+                    else m.expand(n, width)
+                    for m in masks
+                ]
+            )
+        return True
 
     def stacked(self, step):
         """Give each candidate's step its logits and task loss."""

@@ -21,7 +21,7 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-from .._hooks import Hooks, candidate_hooks, unstacked_hooks
+from .._hooks import Hooks, runs_per_candidate, unstacked_hooks
 from .._plugin import Step, mask_outputs
 from .._state import is_owner, state_names
 from ._by_hand import by_hand
@@ -251,17 +251,21 @@ class _StackedBackend:
 
     def notify(self, name, step):
         self.plugins.notify(name, step)
+        if name == "before_forward":
+            self.candidates.open(step)
         self.candidates.notify(name, self.grads if name != "after_step" else None)
+        if name == "before_forward":
+            merged = name in self.candidates and self.candidates.merge(step)
+            self.rows_shared = self.shared_rows and not merged
 
     def backward(self, step):
         """Each copy's task loss ``(K,)`` into ``step.loss``; gradients kept.
 
         Returns the copies' loss terms ``(K,)``, or None for none.
         """
-        network, K, shared = self.network, self.network.size, self.shared_rows
+        network, K, shared = self.network, self.network.size, self.rows_shared
         Xb, yb, mask = step.inputs, step.targets, step.output_mask
         candidates = self.candidates
-        candidates.open(step)
         terms = None
         if self.hand is None:
             for p in self.params:
@@ -364,7 +368,7 @@ def stacked_reason(nets, X, penalty_step):
         # per-candidate hooks run faster on the module itself.
         if _batched_plan(module, X.dim() - 1) is None:
             return "its module has no batched kernels (MLPs and nn.Sequential)"
-        if any(candidate_hooks(p) for p in nets[0].plugins_):
+        if any(runs_per_candidate(p, True) for p in nets[0].plugins_):
             return "its plug-ins' per-candidate hooks run on the module itself"
         return None
     if X.device.type != "cpu" and _draws_random(module, X):
@@ -555,7 +559,11 @@ def _stacked_state(nets, shared_rows):
     """Per per-step plug-in: its copies and how each state attribute stacks."""
     shapes = [p.shape for p in _trainable(nets[0])]
     per_net = [
-        [p for p in net.plugins_ if Hooks([p]).stepping() and not candidate_hooks(p)]
+        [
+            p
+            for p in net.plugins_
+            if Hooks([p]).stepping() and not runs_per_candidate(p, shared_rows)
+        ]
         for net in nets
     ]
     plan = []

@@ -48,8 +48,10 @@ class ER(Replay):
     (20, 100)
     """
 
-    # A stack of candidates that draw the same batches shares one memory.
+    # A stack of candidates that draw the same batches shares one memory;
+    # otherwise each candidate replays from its own (see Plugin).
     stackable_steps = ("before_forward", "after_step")
+    candidate_steps = ("before_forward", "after_step")
 
     def __init__(self, *, memory_size=200, memory="reservoir", memory_batch_size=64):
         self.memory_size = memory_size
