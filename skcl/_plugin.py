@@ -158,7 +158,8 @@ class Plugin(BaseEstimator):
       ``.grad``, changed in place), ``criterion_``, ``task_index_`` and
       ``output_mask_``, and a :class:`Step` of the candidate's rows, logits
       and loss. Random draws come from the candidate's own generator. Any
-      per-step hook but :meth:`before_forward`; the simplest to adopt
+      per-step hook (rows added in :meth:`before_forward` must be as many
+      for every candidate); the simplest to adopt
       (:class:`~skcl.penalties.LwF`, :class:`~skcl.replay.DERPP`,
       :class:`~skcl.replay.AGEM`).
     - ``stackable_steps``: once for the whole stack (:meth:`before_forward`,
@@ -176,8 +177,10 @@ class Plugin(BaseEstimator):
       hyper-parameters are the first candidate's: a stacked hook must not
       read one that differs between candidates.
 
-    The declaration is per class: a subclass that overrides a hook lists it
-    again. A plug-in with a per-step hook it does not declare makes its
+    A class may declare its hooks both ways (:class:`~skcl.replay.ER`): they
+    run on the whole stack where the candidates draw the same batches (one
+    shared memory) and per candidate otherwise. The declaration is per
+    class: a subclass that overrides a hook lists it again. A plug-in with a per-step hook it does not declare makes its
     candidates train one by one (the reason is in the search's
     ``cv_results_``); alone, it trains on the network's own autograd.
 
