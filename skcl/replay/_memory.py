@@ -177,12 +177,10 @@ class Memory(ABC):
                     "are unused."
                 )
         tasks = tensors["tasks"][filled.to(tensors["X"].device)]
-        if len(tasks) and not (
-            self.task is not None
-            and 0 <= int(tasks.min()) <= int(tasks.max()) <= self.task
-        ):
+        last = self.task if self.task is not None else float("inf")
+        if len(tasks) and not 0 <= int(tasks.min()) <= int(tasks.max()) <= last:
             raise ValueError(
-                f"the memory's tasks should be task indices in [0, {self.task}]."
+                f"the memory's tasks should be task indices in [0, {last}]."
             )
         if n_classes is not None:
             labels = tensors["y"][filled.to(tensors["X"].device)]
