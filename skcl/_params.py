@@ -337,17 +337,51 @@ def _device_bytes(device):
     return None
 
 
-def _check_device(device):
+def available_devices():
+    """The device types torch reports usable here, with their number of devices:
+    the CPU, and the accelerator torch was built for where it is available.
+
+    Only torch's own reports are asked (``torch.accelerator``, else CUDA and
+    MPS): no module is imported from a device's name.
+    """
+    devices = {"cpu": 1}
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:  # torch >= 2.6
+        if accelerator.is_available():
+            devices[accelerator.current_accelerator().type] = accelerator.device_count()
+    else:
+        if torch.cuda.is_available():
+            devices["cuda"] = torch.cuda.device_count()
+        if torch.backends.mps.is_available():
+            devices["mps"] = 1
+    return devices
+
+
+def _device_error(device):
+    """Why ``device`` cannot hold the network here, or None where it can."""
     try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must name a torch device, got {device!r}.") from error
-    available = {
-        "cuda": torch.cuda.is_available,
-        "mps": torch.backends.mps.is_available,
-    }.get(kind, lambda: True)
-    if not available():
-        raise ValueError(
-            f"device {device!r} is not available on this machine (torch reports no "
-            f"{kind} device); use device='cpu'."
-        )
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return f"device must name a torch device, got {device!r}."
+    available = available_devices()
+    count = available.get(device.type, 0)
+    if count and (device.type == "cpu" or device.index is None or device.index < count):
+        return None
+    reported = ", ".join(
+        f"{n} {kind} device{'s' * (n != 1)}" for kind, n in available.items()
+    )
+    return (
+        f"device {str(device)!r} is not available on this machine (torch reports "
+        f"{reported}); use one of {sorted(available)}, e.g. device='cpu'."
+    )
+
+
+def device_available(device):
+    """Whether ``device`` names a torch device that is usable here."""
+    return _device_error(device) is None
+
+
+def _check_device(device):
+    error = _device_error(device)
+    if error is not None:
+        raise ValueError(error)

@@ -22,7 +22,7 @@ from ._base import _ContinualEstimator
 from ._file_format import Decoder, Encoder, read, write
 from ._file_format import FormatError as _FormatError
 from ._file_format import qualified_name as _qualified_name
-from ._params import VIRTUAL_PREFIXES
+from ._params import VIRTUAL_PREFIXES, device_available
 from ._plugin import Plugin, _map_tensors
 from ._state import (
     HistoryState,
@@ -256,12 +256,13 @@ def _rebuild(doc, decoder, device):
 
 
 def _unavailable(device):
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return not torch.cuda.is_available()
-    if kind == "mps":
-        return not torch.backends.mps.is_available()
-    return False
+    """Whether a saved device is a torch device that is not usable here (asking
+    torch, never importing a module from the file's string)."""
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return False  # not a device: refused with the parameters
+    return not device_available(device)
 
 
 def _initialize_like(estimator, state):
