@@ -50,8 +50,10 @@ class _Parser(argparse.ArgumentParser):
                 continue
             if token.startswith("-") and not _is_number(token):
                 flag = token.split("=")[0]
-                close = difflib.get_close_matches(flag, options, n=1)
-                hint = f"did you mean {close[0]}?" if close else "see --help"
+                # What argparse's prefix matching would have taken, else a typo.
+                close = [o for o in options if o.startswith(flag) and len(flag) > 2]
+                close = close or difflib.get_close_matches(flag, options, n=1)
+                hint = f"did you mean {_or(close)}?" if close else "see --help"
                 problems.append(f"unrecognized option {flag} ({hint})")
                 # Its value, if any, is no second problem.
                 if "=" not in token and i + 1 < len(extras):
@@ -93,6 +95,10 @@ class _Parser(argparse.ArgumentParser):
         return f"{flag} takes one value, got {' '.join(values)}"
 
 
+def _or(names):
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _is_number(text):
     try:
         float(text)
@@ -121,9 +127,9 @@ def _list(kind, choices=None):
                 for value in unknown
                 for match in difflib.get_close_matches(value, choices, n=1)
             ]
-            hint = f"; did you mean {','.join(close)}?" if close else ""
+            hint = f" (did you mean {','.join(close)}?)" if close else ""
             if any(" " in value for value in unknown):
-                hint += " (separate them with commas)"
+                hint += " (separate the names with commas)"
             raise argparse.ArgumentTypeError(
                 f"unknown {unknown}{hint}; choose from {', '.join(choices)}"
             )
@@ -421,10 +427,14 @@ def _header(stream, args):
     """The first line of the output: what the stream is and what runs on it."""
     n = len(args.strategies)
     return (
-        f"{stream.name}: {SCENARIOS[args.stream]}; {stream.n_tasks} tasks, "
-        f"{n} strateg{'ies' if n > 1 else 'y'}, "
-        f"{args.seeds} seed{'s' if args.seeds > 1 else ''}"
+        f"{stream.name}: {SCENARIOS[args.stream]}; "
+        f"{_count(stream.n_tasks, 'task')}, "
+        f"{_count(n, 'strategy', 'strategies')}, {_count(args.seeds, 'seed')}"
     )
+
+
+def _count(n, one, many=None):
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _load_first_stream(stream_args, seed):
@@ -441,12 +451,12 @@ def _load_first_stream(stream_args, seed):
             or os.path.join("~", "skcl_data")
         )
         raise OSError(
-            f"{error}\n{stream_args['name']} needs the four MNIST IDX files "
+            f"{stream_args['name']} needs the four MNIST IDX files "
             "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz), looked for "
-            f"in {folder} and its mnist/ folder: pass --data-home <folder with "
-            "the files> or set SKCL_DATA=<folder>, or run once with internet "
-            "access to download them there."
+            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz), not all in "
+            f"{folder} or its mnist/ folder: pass --data-home <folder with the "
+            "files> or set SKCL_DATA=<folder>, or run once with internet access "
+            f"to download them there.\n{error}"
         ) from error
 
 

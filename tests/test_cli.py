@@ -364,3 +364,214 @@ def test_seeds_with_their_own_streams_train_together_as_they_would_alone(
         alone = run_strategy(stream, run["strategy"], params, run["seed"])
         # float32: the batched kernels sum in another order than one net alone.
         np.testing.assert_allclose(run["R"], alone["R"], atol=0.02)
+
+
+# The command line refuses what it does not understand (issue 28, item 2).
+
+
+def _parse_error(args, capsys):
+    """Parse ``skcl benchmark args``; return what the refusal printed."""
+    from skcl.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["benchmark", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: skcl benchmark") and "Traceback" not in err
+    assert "usage: skcl [-h]" not in err
+    return err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["--seed", "42"], "unrecognized option --seed (did you mean --seeds?)"),
+        (["--seed=42"], "unrecognized option --seed (did you mean --seeds?)"),
+        (["--epoch", "2"], "unrecognized option --epoch (did you mean --epochs?)"),
+        (["--epocs", "2"], "unrecognized option --epocs (did you mean --epochs?)"),
+        (["--strat", "ewc"], "did you mean --strategies?"),
+    ],
+)
+def test_a_prefix_or_a_typo_of_an_option_is_refused_with_the_closest(
+    args, hint, capsys
+):
+    """``--seed 42`` once meant ``--seeds 42``: 42 seeds of every strategy."""
+    message = _parse_error(args, capsys)
+    assert message.startswith("skcl benchmark: error: ") and hint in message
+    # The option's value is not a second complaint.
+    assert "unexpected" not in message
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (
+            ["--strategies", "ewc", "er"],
+            "--strategies takes one comma-separated list, without spaces: "
+            "--strategies ewc,er",
+        ),
+        (["--strategies", "ewc", "er", "der++"], "--strategies ewc,er,der++"),
+        (["--hidden", "32", "32", "--epochs", "1"], "--hidden 32,32"),
+        (["--lr", "0.1", "0.2"], "--lr takes one value, got 0.1 0.2"),
+        (["ewc"], "did you mean --strategies ewc?"),
+        (["split-digits"], "did you mean --stream split-digits?"),
+        (["--lr", "abc"], "argument --lr: expected a positive number, got 'abc'"),
+        (["--seeds", "2.5"], "argument --seeds: expected a positive integer"),
+        (["--momentum", "x"], "argument --momentum: expected a number >= 0"),
+        (["--n-jobs", "all"], "argument --n-jobs: expected an integer, got 'all'"),
+        (["--dropout", "abc"], "argument --dropout: expected a number in [0, 1)"),
+        (["--strategies", "ewc,derpp"], "unknown ['derpp'] (did you mean der++?)"),
+        (["--strategies", "ewc er"], "separate the names with commas"),
+        (["--hidden", "a,b"], "expected comma-separated integers, e.g. 256,256"),
+    ],
+)
+def test_a_stray_or_bad_value_says_what_was_expected(args, hint, capsys):
+    message = _parse_error(args, capsys)
+    assert hint in message
+    assert "invalid parse value" not in message
+
+
+def test_both_problems_of_one_command_line_are_named(capsys):
+    message = _parse_error(["--strategies", "ewc", "er", "--epocs", "2"], capsys)
+    assert "--strategies ewc,er" in message and "did you mean --epochs?" in message
+
+
+def test_help_describes_each_stream_and_every_default(capsys, monkeypatch):
+    from skcl._benchmark import DATA, SCENARIOS
+    from skcl.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "250")
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    out = capsys.readouterr().out
+    for name in STREAMS:
+        assert f"  {name}: {SCENARIOS[name]}\n" in out
+        assert DATA[name].split(";")[0] in out
+    assert "split-digits: task-incremental, one head per task" in out
+    assert "class-split-digits: class-incremental" in out
+    bench = build_parser()._subparsers._group_actions[0].choices["benchmark"]
+    for action in bench._actions:
+        if action.dest != "help":
+            assert "(default: " in action.help, action.option_strings
+            assert "None" not in action.help % vars(action)
+    helps = {a.option_strings[-1]: a.help % vars(a) for a in bench._actions}
+    flat = " ".join(out.split())
+    for option, text in helps.items():
+        assert f"{option} " in flat and " ".join(text.split()) in flat
+    for option in ("--lr", "--lr-decay", "--batch-size", "--dropout", "--momentum"):
+        assert "(default: the strategy's preset: digits " in helps[option]
+    assert helps["--lr"].endswith(
+        "(default: the strategy's preset: digits 0.05; MNIST 0.01, 0.02, 0.05, 0.1)"
+    )
+    assert helps["--seeds"].endswith("(default: 3)")
+
+
+def test_the_presets_unset_values_are_the_estimators_defaults():
+    import inspect
+
+    from skcl.cli import _UNSET
+    from skcl.modules import MLP
+
+    defaults = ContinualClassifier().get_params()
+    assert _UNSET["lr_decay"] == defaults["lr_decay"]
+    assert _UNSET["penalty_step"] == defaults["penalty_step"]
+    dropout = inspect.signature(MLP).parameters["dropout"].default
+    assert _UNSET["module__dropout"] == dropout
+
+
+def test_the_header_names_the_streams_scenario(tmp_path, capsys):
+    args = ["benchmark", "--stream", "split-digits", "--strategies", "naive"]
+    args += ["--n-tasks", "2", "--seeds", "1", "--epochs", "1", "--hidden", "8"]
+    assert main([*args, "--no-plots", "--quiet", "--output", str(tmp_path)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == (
+        "split-digits: task-incremental, one head per task; 2 tasks, 1 strategy, 1 seed"
+    )
+    config = json.loads((tmp_path / "results.json").read_text())["config"]
+    assert config["scenario"] == "task-incremental, one head per task"
+
+
+def test_each_scenario_agrees_with_its_stream():
+    from skcl._benchmark import DATA, SCENARIOS
+
+    assert set(SCENARIOS) == set(DATA) == set(STREAMS)
+    for name in STREAMS:
+        assert SCENARIOS[name].split(",")[0] in (
+            "task-incremental",
+            "domain-incremental",
+            "class-incremental",
+        )
+        if name.endswith("digits"):
+            multi_head = load_stream(name, n_tasks=5).multi_head
+            assert multi_head == ("one head per task" in SCENARIOS[name])
+            assert multi_head == SCENARIOS[name].startswith("task-incremental")
+    assert SCENARIOS["class-split-digits"].startswith("class-incremental")
+
+
+def test_offline_mnist_names_data_home_and_skcl_data(tmp_path, capsys, monkeypatch):
+    import skcl.datasets._mnist as mnist
+
+    def offline(url, timeout=None):
+        raise OSError("no network")
+
+    monkeypatch.setattr(mnist, "urlopen", offline)
+    args = ["benchmark", "--stream", "permuted-mnist", "--data-home", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skcl benchmark: error: permuted-mnist needs the four ")
+    assert "pass --data-home <folder with the files> or set SKCL_DATA" in err
+    assert str(tmp_path) in err and "no network" in err
+    assert "Traceback" not in err
+
+
+def test_summary_plot_gives_each_strategy_its_own_colour(tmp_path):
+    """Seventeen strategies: seventeen colours (there were ten, and pairs that
+    differed only by their marker); past twenty, colour and marker together."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from skcl._benchmark._report import _styles, _summary_figure
+
+    rows = [
+        dict(
+            strategy=s,
+            n_seeds=1,
+            forgetting=k / 20,
+            forgetting_std=0.0,
+            average_accuracy=1 - k / 20,
+            average_accuracy_std=0.0,
+        )
+        for k, s in enumerate(STRATEGIES)
+    ]
+    figure = _summary_figure(plt, rows, "permuted-digits")
+    points = [c.lines[0] for c in figure.axes[0].containers]
+    colours = [to_hex(line.get_color()) for line in points]
+    assert len(points) == len(STRATEGIES) == len(set(colours))
+    legend = figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == list(STRATEGIES)
+    plt.close(figure)
+    assert len({to_hex(c) for c, _ in _styles(20)}) == 20
+    many = _styles(45)
+    assert len({(to_hex(c), m) for c, m in many}) == 45
+
+
+def test_one_progress_bar_counts_the_strategies(tmp_path, capsys):
+    args = ["benchmark", "--strategies", "naive,ewc,joint", "--n-tasks", "2"]
+    args += ["--seeds", "2", "--epochs", "1", "--hidden", "8", "--no-plots"]
+    assert main([*args, "--output", str(tmp_path), "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert "strategies: 100%" in captured.err and "3/3 [" in captured.err
+    assert "seeds)" not in captured.err  # no bar per strategy
+    runs = [line for line in captured.out.splitlines() if ", seed " in line]
+    assert [line.split(":")[0] for line in runs] == [
+        f"{s}, seed {seed}" for s in ("naive", "ewc", "joint") for seed in (0, 1)
+    ]
+    assert all(" accuracy " in line and "forgetting" in line for line in runs)
+
+
+def test_quiet_prints_no_bar(tmp_path, capsys):
+    args = ["benchmark", "--strategies", "naive", "--n-tasks", "2", "--seeds", "1"]
+    args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]
+    assert main([*args, "--output", str(tmp_path)]) == 0
+    assert "strategies:" not in capsys.readouterr().err

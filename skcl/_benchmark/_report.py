@@ -203,18 +203,41 @@ def _cell(row, key):
     return f"{row[key]:.3f}"
 
 
+def _styles(n):
+    """A colour and a marker for each of ``n`` strategies, no two alike.
+
+    tab20's ten dark hues with circles, then its ten light ones with squares,
+    then tab20b's and tab20c's twenty each with their own markers: twenty
+    distinct colours, and where a light hue follows its dark one the marker
+    tells them apart too.
+    """
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"].colors
+    colors = [*tab20[0::2], *tab20[1::2]]
+    colors += [*matplotlib.colormaps["tab20b"].colors]
+    colors += [*matplotlib.colormaps["tab20c"].colors]
+    markers = "osD^v<>ph*"
+    return [
+        (colors[k % len(colors)], markers[k // 10 % len(markers)]) for k in range(n)
+    ]
+
+
 def _summary_figure(plt, rows, stream):
-    figure, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
-    colors = plt.get_cmap("tab10")
-    for k, row in enumerate(rows):
+    figure, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    for row, (color, marker) in zip(rows, _styles(len(rows)), strict=True):
         ax.errorbar(
             row["forgetting"],
             row["average_accuracy"],
             xerr=row["forgetting_std"],
             yerr=row["average_accuracy_std"],
-            fmt="osD^v"[k // 10 % 5],
+            fmt=marker,
+            markersize=7,
             capsize=3,
-            color=colors(k % 10),
+            color=color,
+            ecolor=color,
+            markeredgecolor="black",
+            markeredgewidth=0.5,
             label=row["strategy"],
         )
     n_seeds = max(row["n_seeds"] for row in rows)
