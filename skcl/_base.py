@@ -394,7 +394,8 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             raise ValueError("classes_ should hold sorted distinct labels.")
         tasks = self.tasks_
         if not all(
-            isinstance(t, (int, str)) and not isinstance(t, bool) for t in tasks
+            isinstance(t, (numbers.Integral, str)) and not isinstance(t, bool)
+            for t in tasks
         ) or len(set(tasks)) != len(tasks):
             raise ValueError(
                 f"tasks_ should hold distinct ints or strings: {tasks!r:.200}"

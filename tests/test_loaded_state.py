@@ -240,3 +240,15 @@ def test_a_crafted_file_is_refused_naming_the_field(case, saved, tmp_path):
 def test_the_files_as_saved_load(name, saved):
     """The checks refuse only what was changed: every file as saved loads."""
     assert load(saved[name]).tasks_ == [0, 1, 2]
+
+
+def test_numpy_task_ids_and_string_labels_load(tmp_path):
+    """Task ids kept as numpy ints (an object array's) and string classes pass."""
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(40, 3)), np.array(["a", "b"])[np.arange(40) % 2]
+    task_id = np.array([np.int64(5)] * 20 + [np.int64(7)] * 20, dtype=object)
+    est = ContinualClassifier(max_epochs=1, replay=ER(memory_size=8), random_state=0)
+    save(est.fit(X, y, task_id=task_id), tmp_path / "model.skcl")
+    loaded = load(tmp_path / "model.skcl")
+    assert loaded.tasks_ == [5, 7]
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
