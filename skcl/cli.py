@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
         options = [s for action in self._actions for s in action.option_strings]
         problems, cursor, skip = [], 0, set()
         for i, token in enumerate(extras):
-            position = args.index(token, cursor)
+            position = args.index(token, cursor if token in args[cursor:] else 0)
             cursor = position + 1
             if i in skip:
                 continue
@@ -61,10 +61,13 @@ class _Parser(argparse.ArgumentParser):
                         skip.add(i + 1)
                 continue
             problems.append(self._stray_value(args, position, extras, i, skip))
-        return "; ".join(problems)
+        return "; ".join(problem for problem in problems if problem)
 
     def _stray_value(self, args, position, extras, i, skip):
-        """Say what is wrong with the value ``args[position]`` no option takes."""
+        """Say what is wrong with the value ``args[position]`` no option took.
+
+        None for the values of an unknown option: the option is the problem.
+        """
         token = args[position]
         start = position
         while start > 0 and not (
@@ -77,7 +80,7 @@ class _Parser(argparse.ArgumentParser):
             if token in STREAMS:
                 return f"unexpected {token!r}: did you mean --stream {token}?"
             return f"unexpected {token!r}: skcl benchmark takes only options"
-        flag = args[start - 1].split("=")[0]
+        flag, *value = args[start - 1].split("=", 1)
         end = position
         while end + 1 < len(args) and not (
             args[end + 1].startswith("-") and not _is_number(args[end + 1])
@@ -86,7 +89,12 @@ class _Parser(argparse.ArgumentParser):
         # The other stray values of the same run are the same problem.
         run = args[position : end + 1]
         skip.update(range(i + 1, min(len(extras), i + len(run))))
-        values = args[start : end + 1]
+        values = value + args[start : end + 1]
+        action = self._option_string_actions.get(flag)
+        if action is None:  # the values of an unknown option, already named
+            return None
+        if action.nargs == 0:
+            return f"{flag} takes no value, got {' '.join(values)}"
         if flag in _LIST_OPTIONS:
             return (
                 f"{flag} takes one comma-separated list, without spaces: "

@@ -413,6 +413,8 @@ def test_a_prefix_or_a_typo_of_an_option_is_refused_with_the_closest(
         (["--strategies", "ewc", "er", "der++"], "--strategies ewc,er,der++"),
         (["--hidden", "32", "32", "--epochs", "1"], "--hidden 32,32"),
         (["--lr", "0.1", "0.2"], "--lr takes one value, got 0.1 0.2"),
+        (["--strategies=ewc", "er"], "--strategies ewc,er"),
+        (["--no-plots", "ewc"], "--no-plots takes no value, got ewc"),
         (["ewc"], "did you mean --strategies ewc?"),
         (["split-digits"], "did you mean --stream split-digits?"),
         (["--lr", "abc"], "argument --lr: expected a positive number, got 'abc'"),
