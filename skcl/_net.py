@@ -107,14 +107,24 @@ class _ContinualNetMixin:
             if momentum is not None and "momentum" in group:
                 group["momentum"] = momentum
 
-    def end_epoch(self, loss, terms, hooks):
+    def end_epoch(self, loss, terms, own_term, hooks):
         """Record an epoch's mean task ``loss`` and other ``terms``; check them.
 
-        Raises FloatingPointError if the loss or a parameter is not finite.
+        ``own_term`` is the first value of the plug-ins' terms that was not
+        finite at a step whose task loss was (0.0 if none was).
+
+        Raises FloatingPointError if the loss, a parameter or the plug-ins'
+        own terms are not finite, naming the plug-ins for their terms.
         """
         self.history.record("task", self.task_index_)
         self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
         self.history.record("train_loss", loss)
+        if not math.isfinite(own_term):
+            names = " + ".join(type(h.__self__).__name__ for h in hooks["loss"])
+            raise FloatingPointError(
+                f"the loss term of {names} became {own_term} at a step where the "
+                "task loss was finite (check the plug-in's strength and inputs)."
+            )
         if not math.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss}.")
         self._check_finite_parameters()

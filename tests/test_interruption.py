@@ -8,8 +8,11 @@ import torch
 from _equality import same
 from skorch.callbacks import Callback
 
+import skcl._engine._chunk as chunk
 from skcl import ContinualClassifier
-from skcl.penalties import EWC, MAS, SI
+from skcl._engine import fit_together
+from skcl._plugin import Plugin
+from skcl.penalties import EWC, MAS, SI, LwF
 
 
 class InterruptAt(Callback):
@@ -156,3 +159,74 @@ def test_an_importance_that_overflows_undoes_its_chunk(digits_stream, penalty, n
         clf.partial_fit(extreme, y[t == 2], task_id=2)
     after = (clf.tasks_, clf.snapshots_, clf.module_.state_dict(), vars(clf.penalty_))
     assert same(after, before)
+
+
+class Exploding(Plugin):
+    """A loss term that becomes inf while ``armed``: a constant, or a pull of
+    the outputs whose gradient overflows too."""
+
+    candidate_steps = ("loss",)  # so that it can train on the stacked backend
+    armed = False
+
+    def __init__(self, *, pull=False):
+        self.pull = pull
+
+    def loss(self, net, step):
+        scale = float("inf") if type(self).armed else 0.0
+        if self.pull:  # a gradient of inf and nan
+            return step.logits.square().mean() * scale
+        return step.logits.sum() * 0.0 + scale
+
+
+class EveryBatch(Callback):
+    """A batch-level callback: the chunk trains on the module backend."""
+
+    def on_batch_end(self, net, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("pull", [False, True])
+@pytest.mark.parametrize("backend", ["_ModuleBackend", "_StackedBackend"])
+def test_a_plugin_term_that_diverges_is_named(
+    digits_stream, monkeypatch, backend, pull
+):
+    """Alone with a batch-level callback (the module backend), or two
+    candidates trained as one stack (the stacked backend)."""
+    X, y, t = digits_stream
+    stacked = backend == "_StackedBackend"
+    callbacks = [] if stacked else [EveryBatch()]
+    used = []
+    real = getattr(chunk, backend)
+    monkeypatch.setattr(chunk, backend, lambda *a: used.append(backend) or real(*a))
+    clfs = [
+        make(penalty=[EWC(lam=10.0), Exploding(pull=pull)], callbacks=callbacks).fit(
+            X[t == 0], y[t == 0]
+        )
+        for _ in range(1 + stacked)
+    ]
+    before = [state_of(clf) for clf in clfs]
+    monkeypatch.setattr(Exploding, "armed", True)
+    if stacked:
+        errors, reason = fit_together(clfs, X[t == 1], y[t == 1], 1, partial=True)
+        assert reason is None
+    else:
+        with pytest.raises(FloatingPointError) as caught:
+            clfs[0].partial_fit(X[t == 1], y[t == 1], task_id=1)
+        errors = [caught.value]
+    message = "task 1: the loss term of Exploding became inf at a step where"
+    for error in errors:
+        assert isinstance(error, FloatingPointError)
+        assert message in str(error)
+    assert used and set(used) == {backend}
+    assert all(same(state_of(c), b) for c, b in zip(clfs, before, strict=True))
+
+
+@pytest.mark.parametrize("lr", [1e10, 1e30])
+def test_a_network_that_diverges_is_not_blamed_on_a_plugin_term(digits_stream, lr):
+    """Parameters that blow up make LwF's term non-finite with the task loss,
+    at the same step: the training loss is named, not the plug-in."""
+    X, y, t = digits_stream
+    clf = make(penalty=[LwF()]).fit(X[t == 0], y[t == 0])
+    clf.set_params(lr=lr)
+    with pytest.raises(FloatingPointError, match="training loss became nan"):
+        clf.partial_fit(X[t == 1], y[t == 1], task_id=1)

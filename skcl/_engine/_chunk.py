@@ -87,12 +87,12 @@ def train_chunk(
             break
         for net in nets:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-        losses, terms = _train_epoch(backend, X, y, orders.draw(), shared, own_data)
+        epoch = _train_epoch(backend, X, y, orders.draw(), shared, own_data)
         backend.write_parameters()
         for k, net in enumerate(nets):
             if errors[k] is None:
                 errors[k] = _caught(
-                    net.end_epoch, losses[k].item(), terms[k].item(), backend.hooks[k]
+                    net.end_epoch, *(v[k].item() for v in epoch), backend.hooks[k]
                 )
     backend.finish()
     for k, (net, (X_k, y_k)) in enumerate(zip(nets, chunks, strict=True)):
@@ -104,7 +104,9 @@ def train_chunk(
 
 
 def _train_epoch(backend, X, y, order, settings, own_data):
-    """Train one epoch; return each net's mean task loss and mean extra terms."""
+    """Train one epoch; return each net's mean task loss, mean extra terms and
+    first extra term that was not finite at a step whose task loss was (0
+    where none was: the plug-ins' own divergence, told from the network's)."""
     notify = backend.notify
     callbacks = backend.callbacks
     losses, terms = [], []
@@ -138,8 +140,14 @@ def _train_epoch(backend, X, y, order, settings, own_data):
         losses.append(step.loss.detach().reshape(-1))
         if extra is not None:
             terms.append(extra.detach().reshape(-1))
-    loss = torch.stack(losses).mean(0)
-    return loss, (torch.stack(terms).mean(0) if terms else torch.zeros_like(loss))
+    losses = torch.stack(losses)
+    loss = losses.mean(0)
+    if not terms:
+        return loss, torch.zeros_like(loss), torch.zeros_like(loss)
+    terms = torch.stack(terms)
+    own = ~torch.isfinite(terms) & torch.isfinite(losses)
+    first = terms.gather(0, own.to(torch.uint8).argmax(0, keepdim=True))[0]
+    return loss, terms.mean(0), torch.where(own.any(0), first, 0.0)
 
 
 class _ModuleBackend:
