@@ -361,24 +361,6 @@ def _check_consistency(estimator, n_outputs):
             raise _FormatError(f"task_classes_[{task!r}] holds invalid class indices.")
 
 
-def _check_aligned(value, trainable, where):
-    """Check lists and dicts with one tensor per trainable parameter against them."""
-    if isinstance(value, list) and len(value) == len(trainable):
-        pairs = zip(value, (p for _, p in trainable), strict=True)
-    elif isinstance(value, dict) and value.keys() == {n for n, _ in trainable}:
-        pairs = ((value[n], p) for n, p in trainable)
-    else:
-        return
-    for tensor, param in pairs:
-        if isinstance(tensor, torch.Tensor) and (
-            tensor.shape != param.shape or tensor.dtype != param.dtype
-        ):
-            raise _FormatError(
-                f"{where} holds a {tensor.dtype} tensor of shape {tuple(tensor.shape)} "
-                f"for a parameter of shape {tuple(param.shape)} ({param.dtype})."
-            )
-
-
 # The training state as plain values for the file format: each kind of
 # state is a dict with one key starting with "$".
 _KINDS = ("$owner", "$module", "$optimizer", "$history", "$rng", "$set", "$dict")
@@ -543,11 +525,8 @@ def _check_values(estimator):
     target = estimator._target_dtype or dtype
     y = torch.empty((0,) if target == torch.long else (0, estimator._n_outputs()))
     y = y.to(target)
-    trainable = [(n, p) for n, p in net.module_.named_parameters() if p.requires_grad]
     for i, plugin in enumerate(net.plugins_):
         where = f"plug-in {i} ({type(plugin).__name__})"
-        for name, value in vars(plugin).items():
-            _check_aligned(value, trainable, f"{where}.{name}")
         try:
             plugin.check_state(net, X, y)
         except ValueError as error:

@@ -56,6 +56,25 @@ def check_finite(value, where, *, nonnegative=False):
             raise ValueError(f"{where} holds negative values.")
 
 
+def _check_aligned(value, trainable, where):
+    """Raise ValueError if a list or dict with one tensor per trainable
+    parameter (a ``(name, parameter)`` list) holds one of another shape or dtype."""
+    if isinstance(value, (list, tuple)) and len(value) == len(trainable):
+        pairs = zip(value, (p for _, p in trainable), strict=True)
+    elif isinstance(value, dict) and value.keys() == {n for n, _ in trainable}:
+        pairs = ((value[n], p) for n, p in trainable)
+    else:
+        return
+    for tensor, param in pairs:
+        if isinstance(tensor, torch.Tensor) and (
+            tensor.shape != param.shape or tensor.dtype != param.dtype
+        ):
+            raise ValueError(
+                f"{where} holds a {tensor.dtype} tensor of shape {tuple(tensor.shape)} "
+                f"for a parameter of shape {tuple(param.shape)} ({param.dtype})."
+            )
+
+
 def _to_cpu(value):
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
@@ -225,13 +244,19 @@ class Plugin(BaseEstimator):
         batches with the shapes and dtypes of the chunks the estimator trains
         on (as :meth:`consolidate` receives them). By default, every float
         tensor of the state (also in modules, lists and dicts) must be
-        finite; a subclass extends the check with what its state promises
-        (signs, shapes, counts). State objects with their own check, such as
-        a replay memory, are left to their plug-in.
+        finite, and a list or dict with one tensor per trainable parameter
+        must hold tensors of their shapes and dtypes; a subclass extends the
+        check with what its state promises (signs, counts, classes). State
+        objects with their own check, such as a replay memory, are left to
+        their plug-in.
         """
         params = self.get_params(deep=False)
+        trainable = [
+            (n, p) for n, p in net.module_.named_parameters() if p.requires_grad
+        ]
         for name, value in vars(self).items():
             if name not in params and not _is_state_object(value):
+                _check_aligned(value, trainable, name)
                 check_finite(value, name)
 
     def initialize(self, net) -> None:

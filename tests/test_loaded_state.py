@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from skcl import ContinualClassifier, ContinualRegressor
+from skcl import ContinualClassifier, ContinualRegressor, Plugin
 from skcl._persistence import _read, _write, load, save
 from skcl.penalties import EWC, SI, LwF
 from skcl.replay import AGEM, DERPP, ER
@@ -252,3 +252,36 @@ def test_numpy_task_ids_and_string_labels_load(tmp_path):
     loaded = load(tmp_path / "model.skcl")
     assert loaded.tasks_ == [5, 7]
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+class Anchor(Plugin):
+    """A plug-in of a user's: its state is checked by the default check."""
+
+    def initialize(self, net):
+        self.anchor_ = {
+            n: p.detach().clone() for n, p in net.module_.named_parameters()
+        }
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            lambda t: t[:-1],
+            r"plug-in 0 \(Anchor\): anchor_ holds a torch.float32 tensor of shape",
+        ),
+        (set_item(0, math.nan), r"plug-in 0 \(Anchor\): anchor_ holds NaN"),
+    ],
+    ids=["shape", "nan"],
+)
+def test_a_plugin_of_ones_own_is_checked_by_default(change, match, tmp_path):
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(20, 3)), np.arange(20) % 2
+    est = ContinualClassifier(penalty=Anchor(), max_epochs=1).fit(X, y)
+    save(est, tmp_path / "model.skcl")
+    assert load(tmp_path / "model.skcl", modules=[Anchor]).tasks_ == [0]
+    doc, tensors = _read(tmp_path / "model.skcl")
+    set_tensor("anchor_/layers.0.bias", change)(doc, tensors)
+    _write(tmp_path / "crafted.skcl", doc, tensors)
+    with pytest.raises(ValueError, match=match):
+        load(tmp_path / "crafted.skcl", modules=[Anchor])

@@ -398,8 +398,8 @@ TAMPERED = {
     ),
     "penalty state of the wrong shape": (
         shrink_tensor(f"{ESTIMATOR}/penalty_/$owner/1/precision_/0"),
-        r"plug-in 0 \(EWC\).precision_ holds a torch.float32 tensor of shape "
-        r"\(15, 64\)",
+        r"plug-in 0 \(EWC\): precision_\[0\] should be a torch.float32 tensor of "
+        r"shape \(16, 64\)",
     ),
     "unknown module class": (
         set_param("module", {"type": "os.system"}),
