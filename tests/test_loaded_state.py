@@ -125,12 +125,12 @@ CASES = {
     "memory labels outside the classes": (
         "er",
         set_tensor(f"{MEMORY}y", set_item(0, 3)),
-        "memory's y holds labels outside the 3 classes",
+        "memory's y should hold labels of the 3 classes",
     ),
     "class-balanced memory labels outside the classes": (
         "agem",
         set_tensor(f"{MEMORY}y", set_item(0, -1)),
-        "memory's y holds labels outside the 3 classes",
+        "memory's y should hold labels of the 3 classes",
     ),
     "regressor memory targets of another width": (
         "er-regressor",

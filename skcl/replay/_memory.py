@@ -134,25 +134,32 @@ class Memory(ABC):
             The stored logits and output masks are ``n_outputs`` wide.
         """
         self.check_counts()
-        tensors = {n: getattr(self, n) for n in self._fields}
-        if tensors["X"] is None:
-            if any(t is not None for t in tensors.values()) or len(self.filled()):
+        tensors = {
+            n: getattr(self, n) for n in self._fields if getattr(self, n) is not None
+        }
+        if "X" not in tensors:
+            if tensors or len(self.filled()):
                 raise ValueError("the memory holds samples but no inputs.")
             return
-        lengths = {len(t) for t in tensors.values() if t is not None}
         filled = self.filled()
+        lengths = {len(t) for t in tensors.values()}
         if len(lengths) != 1 or (len(filled) and int(filled.max()) >= min(lengths)):
             raise ValueError("the memory's tensors do not hold its rows.")
+        self._check_layout(tensors, X, y, n_outputs)
+        self._check_values(tensors, filled.to(self.X.device), n_classes)
+
+    def _check_layout(self, tensors, X, y, n_outputs):
+        """Check each tensor's row shape and dtype against what is offered."""
         expected = {"tasks": ((), torch.long)}
         if X is not None:
             expected["X"] = (X.shape[1:], X.dtype)
         if y is not None:
             expected["y"] = (y.shape[1:], y.dtype)
         if n_outputs is not None:
-            expected["logits"] = ((n_outputs,), X.dtype if X is not None else None)
+            expected["logits"] = ((n_outputs,), None if X is None else X.dtype)
             expected["masks"] = ((n_outputs,), torch.bool)
         for name, (shape, dtype) in expected.items():
-            tensor = tensors[name]
+            tensor = tensors.get(name)
             if tensor is not None and (
                 tensor.shape[1:] != shape or dtype not in (None, tensor.dtype)
             ):
@@ -161,35 +168,28 @@ class Memory(ABC):
                     f"shape {tuple(shape)}, got {tensor.dtype} rows of shape "
                     f"{tuple(tensor.shape[1:])}."
                 )
-        for name, tensor in tensors.items():
-            if tensor is not None and tensor.is_floating_point():
-                if not bool(torch.isfinite(tensor).all()):
-                    raise ValueError(
-                        f"the memory's {name} holds NaN or infinite values."
-                    )
-        unused = torch.ones(min(lengths), dtype=torch.bool)
+
+    def _check_values(self, tensors, filled, n_classes):
+        """Check the values: finite, unused rows empty, tasks and labels in range."""
+        unused = torch.ones(len(self.X), dtype=torch.bool, device=self.X.device)
         unused[filled] = False
-        unused = unused.to(tensors["X"].device)
         for name, tensor in tensors.items():
-            if tensor is not None and bool(tensor[unused].any()):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"the memory's {name} holds NaN or infinite values.")
+            # Rows are allocated as zeros and written in order of the counts.
+            if bool(tensor[unused].any()):
                 raise ValueError(
                     f"the memory's {name} holds values in rows that its counts say "
                     "are unused."
                 )
-        tasks = tensors["tasks"][filled.to(tensors["X"].device)]
-        last = self.task if self.task is not None else float("inf")
-        if len(tasks) and not 0 <= int(tasks.min()) <= int(tasks.max()) <= last:
-            raise ValueError(
-                f"the memory's tasks should be task indices in [0, {last}]."
-            )
+        last = float("inf") if self.task is None else self.task
+        bounds = {"tasks": (0, last + 1, f"task indices in [0, {last}]")}
         if n_classes is not None:
-            labels = tensors["y"][filled.to(tensors["X"].device)]
-            if len(labels) and not (
-                0 <= int(labels.min()) <= int(labels.max()) < n_classes
-            ):
-                raise ValueError(
-                    f"the memory's y holds labels outside the {n_classes} classes."
-                )
+            bounds["y"] = (0, n_classes, f"labels of the {n_classes} classes")
+        for name, (low, high, words) in bounds.items():
+            values = tensors[name][filled]
+            if len(values) and not low <= int(values.min()) <= int(values.max()) < high:
+                raise ValueError(f"the memory's {name} should hold {words}.")
 
     def check_counts(self):
         """Raise ValueError unless the counts agree with the parameters and rows."""
