@@ -138,14 +138,14 @@ def _train_epoch(backend, X, y, order, settings, own_data):
                 y_pred=mask_outputs(step.logits, step.output_mask),
             )
         losses.append(step.loss.detach().reshape(-1))
-        if extra is not None:
-            terms.append(extra.detach().reshape(-1))
+        if extra is not None:  # with the task loss of its step
+            terms.append((extra.detach().reshape(-1), losses[-1]))
     losses = torch.stack(losses)
     loss = losses.mean(0)
     if not terms:
         return loss, torch.zeros_like(loss), torch.zeros_like(loss)
-    terms = torch.stack(terms)
-    own = ~torch.isfinite(terms) & torch.isfinite(losses)
+    terms, term_losses = (torch.stack(t) for t in zip(*terms, strict=True))
+    own = ~torch.isfinite(terms) & torch.isfinite(term_losses)
     first = terms.gather(0, own.to(torch.uint8).argmax(0, keepdim=True))[0]
     return loss, terms.mean(0), torch.where(own.any(0), first, 0.0)
 
