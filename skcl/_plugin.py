@@ -199,9 +199,10 @@ class Plugin(BaseEstimator):
     A class may declare its hooks both ways (:class:`~skcl.replay.ER`): they
     run on the whole stack where the candidates draw the same batches (one
     shared memory) and per candidate otherwise. The declaration is per
-    class: a subclass that overrides a hook lists it again. A plug-in with a per-step hook it does not declare makes its
-    candidates train one by one (the reason is in the search's
-    ``cv_results_``); alone, it trains on the network's own autograd.
+    class: a subclass that overrides a hook lists it again. A plug-in with
+    a per-step hook it does not declare makes its candidates train one by
+    one (the reason is in the search's ``cv_results_``); alone, it trains
+    on the network's own autograd.
 
     Examples
     --------

@@ -239,3 +239,35 @@ def _deliver(handler, frame):
         handler(signal.SIGINT, frame)
     elif handler == signal.SIG_DFL:
         signal.raise_signal(signal.SIGINT)
+
+
+def equal_values(a, b):
+    """Whether two values hold the same data: tensors and arrays by value,
+    owners by their state, containers item by item."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
+    if isinstance(a, (list, tuple)):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(equal_values(u, v) for u, v in zip(a, b, strict=True))
+        )
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(equal_values(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if is_owner(a):
+        return type(a) is type(b) and all(
+            equal_values(getattr(a, n), getattr(b, n)) for n in state_names(a)
+        )
+    return type(a) is type(b) and a == b

@@ -201,10 +201,15 @@ def test_every_stacked_optimizer_equals_alone(stream, optimizer, options, step):
 
 
 @pytest.mark.parametrize("memory", ["reservoir", "class_balanced"])
-def test_replay_candidates_share_one_memory_and_equal_alone(stream, memory):
+@pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["one-seed", "seeds"])
+def test_replay_candidates_equal_alone(stream, memory, seeds):
+    """Seeded alike, they share one memory; seeded apart, each keeps its own."""
     X, y, t = stream
     base = _base(replay=ER(memory_size=30, memory=memory, memory_batch_size=8))
-    grid = [dict(lr=lr, penalty__lam=lam) for lr in (0.01, 0.05) for lam in (1, 30)]
+    grid = [
+        dict(lr=lr, penalty__lam=lam, random_state=seed)
+        for lr, lam, seed in zip((0.01, 0.05), (1, 30), seeds, strict=True)
+    ]
     together, reason = fit_together(
         [clone(base).set_params(**p) for p in grid], X, y, t
     )
@@ -213,6 +218,8 @@ def test_replay_candidates_share_one_memory_and_equal_alone(stream, memory):
     _assert_same(together, alone)
     for a, b in zip(together, alone, strict=True):
         assert torch.equal(a.replay_.memory_.X, b.replay_.memory_.X)
+    memories = [e.replay_.memory_.X for e in together]
+    assert torch.equal(*memories) == (seeds[0] == seeds[1])
 
 
 @pytest.mark.parametrize(
@@ -241,22 +248,6 @@ def test_per_candidate_hooks_equal_alone(stream, plugins, seeds):
     # A callback at every batch trains on the module's own autograd.
     on_module = clone(base).set_params(callbacks=[("batches", BatchCounter())])
     _assert_same(together, _alone(on_module, grid, X, y, t))
-
-
-@pytest.mark.parametrize("memory", ["reservoir", "class_balanced"])
-def test_differently_seeded_replay_candidates_keep_their_own_memories(stream, memory):
-    X, y, t = stream
-    base = _base(replay=ER(memory_size=30, memory=memory, memory_batch_size=8))
-    grid = [dict(random_state=0), dict(random_state=1)]
-    together, reason = fit_together(
-        [clone(base).set_params(**p) for p in grid], X, y, t
-    )
-    alone = _alone(base, grid, X, y, t)
-    assert reason is None
-    _assert_same(together, alone)
-    for a, b in zip(together, alone, strict=True):
-        assert torch.equal(a.replay_.memory_.X, b.replay_.memory_.X)
-    assert not torch.equal(together[0].replay_.memory_.X, together[1].replay_.memory_.X)
 
 
 @pytest.mark.parametrize(

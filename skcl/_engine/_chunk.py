@@ -16,14 +16,13 @@ backward passes and the optimizer step:
 
 import copy
 
-import numpy as np
 import torch
 from skorch.callbacks import Callback
 from torch import nn
 
 from .._hooks import Hooks, runs_per_candidate, unstacked_hooks
 from .._plugin import Step, mask_outputs
-from .._state import is_owner, state_names
+from .._state import equal_values, state_names
 from ._by_hand import by_hand
 from ._candidates import CandidateHooks
 from ._network import StackedNetwork, _batched_plan
@@ -586,7 +585,7 @@ def _stacked_state(nets, shared_rows):
                 names.append((name, "tensor"))
             else:
                 owner = type(plugins[0]).__name__
-                if any(not _equal_state(v, value) for v in values[1:]):
+                if any(not equal_values(v, value) for v in values[1:]):
                     raise ValueError(f"the candidates' {owner}.{name} differ")
                 if not shared_rows and not isinstance(value, _PLAIN):
                     raise ValueError(
@@ -598,33 +597,6 @@ def _stacked_state(nets, shared_rows):
 
 
 _PLAIN = (type(None), bool, int, float, str)
-
-
-def _equal_state(a, b):
-    """Whether two pieces of plug-in state hold equal values."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (
-            isinstance(a, torch.Tensor)
-            and isinstance(b, torch.Tensor)
-            and a.dtype == b.dtype
-            and a.shape == b.shape
-            and torch.equal(a, b)
-        )
-    if isinstance(a, (list, tuple)):
-        return (
-            type(a) is type(b)
-            and len(a) == len(b)
-            and all(_equal_state(u, v) for u, v in zip(a, b, strict=True))
-        )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal_state(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and np.array_equal(a, b)
-    if is_owner(a):
-        return type(a) is type(b) and all(
-            _equal_state(getattr(a, n), getattr(b, n)) for n in state_names(a)
-        )
-    return type(a) is type(b) and a == b
 
 
 def _parameter_shaped(value, shapes):

@@ -4,6 +4,8 @@ import dataclasses
 
 import torch
 
+from .._state import equal_values
+
 SHARED = "shared"
 PER_CANDIDATE = "per candidate"
 
@@ -52,17 +54,6 @@ def stacking_reason(settings):
         if kind != SHARED:
             return f"the setting {field.name} does not say how candidates share it"
         value = getattr(first, field.name)
-        if any(not _equal(getattr(s, field.name), value) for s in settings[1:]):
+        if any(not equal_values(getattr(s, field.name), value) for s in settings[1:]):
             return f"the candidates differ in the setting {field.name}"
     return None
-
-
-def _equal(a, b):
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (
-            isinstance(a, torch.Tensor)
-            and isinstance(b, torch.Tensor)
-            and a.shape == b.shape
-            and torch.equal(a, b)
-        )
-    return a == b
