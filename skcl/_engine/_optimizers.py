@@ -7,6 +7,7 @@ path) does for each candidate alone, and ends, if asked, with the implicit
 quadratic step of :class:`~skcl.penalties._implicit.ImplicitQuadraticStep`.
 """
 
+import abc
 import math
 
 import torch
@@ -103,7 +104,7 @@ def _scalar_dtype():
     )
 
 
-class StackedOptimizer:
+class StackedOptimizer(abc.ABC):
     """The ``torch.optim`` optimizers of K candidates, stepping one ``(K, P)`` tensor.
 
     Constructing one returns the subclass for the optimizers' class (SGD,
@@ -187,9 +188,9 @@ class StackedOptimizer:
         """The state of a parameter that has stepped under ``group``."""
         return ()
 
+    @abc.abstractmethod
     def _setup(self, states):
         """Read every candidate's hyper-parameters and ``states``."""
-        raise NotImplementedError
 
     def _column(self, values):
         """``values`` (one per candidate) as a ``(K, 1)`` column of ``flat``'s type."""
@@ -244,9 +245,9 @@ class StackedOptimizer:
         """This step's per-candidate columns that depend on the step count."""
         return None
 
+    @abc.abstractmethod
     def _step(self, b, g, scalars):
         """Step the block ``b`` (views by name) with its gradient ``g``."""
-        raise NotImplementedError
 
     def _add_penalty(self, b, g):
         """Add the quadratic's gradient ``W (theta - c)`` to ``g``."""
