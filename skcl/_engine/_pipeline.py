@@ -1,6 +1,7 @@
 """Pipelines ending in a continual estimator, fitted as ``Pipeline.fit`` would."""
 
-import numpy as np
+import copy
+
 from sklearn.pipeline import Pipeline
 
 from .._params import fingerprint
@@ -23,25 +24,27 @@ def pipeline_key(pipeline, final_key):
 
 
 def transform_streams(pipelines, data):
-    """Fit each pipeline's transformers on its stream, as ``Pipeline.fit`` does.
+    """Fit the pipelines' transformers on their streams, as ``Pipeline.fit`` does.
 
-    Returns, per pipeline, the transformed ``(X, y, task_id)`` (the same
-    object for pipelines whose outputs are equal) or the exception a
-    transformer raised.
+    Pipelines whose transformers have equal parameters and that get the same
+    stream share one fit: the others receive copies of the fitted
+    transformers and the same transformed stream. Returns, per pipeline,
+    the transformed ``(X, y, task_id)`` or the exception a transformer raised.
     """
-    streams, seen = [], []
+    streams, fitted = [], {}
     for pipeline, (X, y, task_id) in zip(pipelines, data, strict=True):
-        try:
-            Xt = pipeline[:-1].fit_transform(X, y)
-        except Exception as error:
-            streams.append(error)
+        steps = pipeline.steps[:-1]
+        key = (fingerprint([step for _, step in steps]), id(X), id(y), id(task_id))
+        if key in fitted:
+            source, stream = fitted[key]
+            if not isinstance(stream, Exception):
+                pipeline.steps[:-1] = copy.deepcopy(source.steps[:-1])
+            streams.append(stream)
             continue
-        same = next(
-            (s for s in seen if s[0].shape == Xt.shape and np.array_equal(s[0], Xt)),
-            None,
-        )
-        if same is None or same[1] is not y or same[2] is not task_id:
-            same = (Xt, y, task_id)
-            seen.append(same)
-        streams.append(same)
+        try:
+            stream = (pipeline[:-1].fit_transform(X, y), y, task_id)
+        except Exception as error:
+            stream = error
+        fitted[key] = (pipeline, stream)
+        streams.append(stream)
     return streams
