@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from torch import nn
 
 from .._hooks import Hooks
@@ -134,15 +135,7 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False, own_data=Fals
     )
     if all(is_continual_pipeline(e) for e in estimators):
         return _fit_pipelines(estimators, data, partial)
-    keys = [stacking_key(e) for e in estimators]
-    reason = next((why for _, why in keys if why is not None), None)
-    if reason is None:
-        changed = next(
-            (differences(keys[0][0], key) for key, _ in keys[1:] if key != keys[0][0]),
-            None,
-        )
-        if changed:
-            reason = f"the candidates differ in {', '.join(changed)}"
+    reason = _keys_reason(estimators)
     if reason is None:
         saved = [_Saved(e) for e in estimators]
         try:
@@ -162,6 +155,48 @@ def fit_together(estimators, X, y, task_id=None, *, partial=False, own_data=Fals
     return [
         _fit_alone(e, *own, partial) for e, own in zip(estimators, data, strict=True)
     ], reason
+
+
+def _keys_reason(estimators):
+    """Why ``estimators`` cannot train stacked, found from their parameters."""
+    keys = [stacking_key(e) for e in estimators]
+    reason = next((why for _, why in keys if why is not None), None)
+    if reason is None:
+        changed = next(
+            (differences(keys[0][0], key) for key, _ in keys[1:] if key != keys[0][0]),
+            None,
+        )
+        if changed:
+            reason = f"the candidates differ in {', '.join(changed)}"
+    return reason
+
+
+def runtime_reason(estimators, X, y, task_id=None):
+    """Why :func:`fit_together` would fit ``estimators`` one by one, or None.
+
+    The reason that ``fit_together(estimators, X, y, task_id)`` would give,
+    found as it finds it, from the parameters and then from the built
+    networks (their modules, criteria, optimizers, plug-ins' state and
+    random draws), but with no training: the networks are built on clones
+    (unfitted, as ``fit`` starts them), the estimators are left untouched.
+    A reason that only a stacked training step raises is not found.
+    """
+    estimators = [clone(e) for e in estimators]
+    data = [(X, y, task_id)] * len(estimators)
+    if all(is_continual_pipeline(e) for e in estimators):
+        streams = transform_streams(estimators, data)
+        fitting = [i for i, s in enumerate(streams) if not isinstance(s, Exception)]
+        if not fitting:
+            return None
+        estimators = [estimators[i].steps[-1][1] for i in fitting]
+        data = [streams[i] for i in fitting]
+    reason = _keys_reason(estimators)
+    if reason is None:
+        try:
+            reason, *_ = _Group(estimators).build(data, partial=False)
+        except Exception as error:  # as fit_together reports it
+            reason = f"their stacked training failed ({type(error).__name__}: {error})"
+    return reason
 
 
 def _fit_pipelines(pipelines, data, partial):
@@ -236,6 +271,36 @@ class _Group:
 
         ``data`` holds each estimator's ``(X, y, task_id)``.
         """
+        reason, outcomes, chunks, fitted = self.build(data, partial)
+        if reason is not None:
+            return reason, None
+        if not fitted:
+            return None, outcomes
+        position = {id(e): i for i, e in enumerate(self.estimators)}
+        size = max(1, STACK_BYTES // _stacked_bytes(fitted[0]))
+        for start in range(0, len(fitted), size):
+            part = fitted[start : start + size]
+            errors = dict.fromkeys(map(id, part))
+            for i, (_, task) in enumerate(chunks[id(fitted[0])]):
+                alive = [e for e in part if errors[id(e)] is None]
+                if not alive:
+                    break
+                data = [chunks[id(e)][i][0] for e in alive]
+                errors_now = _train_chunk(alive, data, task)
+                for e, error in zip(alive, errors_now, strict=True):
+                    errors[id(e)] = error
+            for e in part:
+                outcomes[position[id(e)]] = errors[id(e)] or e
+        return None, outcomes
+
+    def build(self, data, partial):
+        """Start every estimator's fit and check that the networks stack.
+
+        Returns ``(reason, outcomes, chunks, fitted)``: a reason not to
+        stack or None, per estimator the error its start raised or None, the
+        chunks of each started estimator (by ``id``), and those estimators.
+        Nothing trains.
+        """
         outcomes, chunks, streams = [], {}, {}
         for estimator, (X, y, task_id) in zip(self.estimators, data, strict=True):
             try:
@@ -254,32 +319,15 @@ class _Group:
             e for e, o in zip(self.estimators, outcomes, strict=True) if o is None
         ]
         if not fitted:
-            return None, outcomes
+            return None, outcomes, chunks, fitted
         layouts = {
             repr([(X.shape, y.shape, task) for (X, y, _), task in chunks[id(e)]])
             for e in fitted
         }
         if len(layouts) > 1:
-            return "their streams differ in tasks or shapes", None
+            return "their streams differ in tasks or shapes", outcomes, chunks, fitted
         reason = _runtime_reason(fitted, chunks[id(fitted[0])][0][0][0])
-        if reason is not None:
-            return reason, None
-        position = {id(e): i for i, e in enumerate(self.estimators)}
-        size = max(1, STACK_BYTES // _stacked_bytes(fitted[0]))
-        for start in range(0, len(fitted), size):
-            part = fitted[start : start + size]
-            errors = dict.fromkeys(map(id, part))
-            for i, (_, task) in enumerate(chunks[id(fitted[0])]):
-                alive = [e for e in part if errors[id(e)] is None]
-                if not alive:
-                    break
-                data = [chunks[id(e)][i][0] for e in alive]
-                errors_now = _train_chunk(alive, data, task)
-                for e, error in zip(alive, errors_now, strict=True):
-                    errors[id(e)] = error
-            for e in part:
-                outcomes[position[id(e)]] = errors[id(e)] or e
-        return None, outcomes
+        return reason, outcomes, chunks, fitted
 
 
 def _train_chunk(estimators, data, task):

@@ -47,6 +47,7 @@ from ._vectorized_search import (
     Placeholder,
     balanced_tasks,
     evaluate_grouped,
+    group_reason,
     own_params,
     plan_groups,
     splice,
@@ -517,6 +518,25 @@ class _BaseRegimeSearch(BaseSearchCV):
         state = self._search_state
         X, y = state.X, state.y
         splits = list((cv or self.cv).split(X, y, **routed.splitter.split))
+        if self.vectorize is True:
+            # Refused before any candidate trains, for a reason found once
+            # the networks are built (on copies, on the first fold).
+            found = group_reason(
+                self.estimator,
+                X,
+                y,
+                candidate_params,
+                tasks,
+                splits,
+                routed.estimator.fit,
+            )
+            if found is not None:
+                i, reason = found
+                params = own_params(candidate_params[i])
+                raise ValueError(
+                    f"vectorize=True, but the candidate {params} could not train "
+                    f"in a group: {reason}."
+                )
         scorers, _ = self._get_scorers()
         fit_and_score_kwargs = dict(
             scorer=scorers,

@@ -7,7 +7,10 @@ and scores every candidate with scikit-learn's own ``_fit_and_score`` on its
 already fitted estimator; ``evaluate_candidates`` then runs on placeholders
 (no training, no scoring), on the same folds, so that its bookkeeping
 (``cv_results_``, refit, callbacks) stays scikit-learn's, and the search's
-``_format_results`` puts the real results in their place.
+``_format_results`` puts the real results in their place. With
+``vectorize=True``, :func:`group_reason` first builds each group's networks
+(on copies, with no training), so that a group that could not stack is
+refused before any candidate trains.
 
 Nothing there is matched by position alone: each placeholder names its
 candidate (:class:`Placeholder`), each result the candidate and fold it was
@@ -28,7 +31,7 @@ from sklearn.model_selection._validation import (
 from sklearn.utils import _safe_indexing
 
 from .._engine import fit_together, stacking_key
-from .._engine._fit import differences
+from .._engine._fit import differences, runtime_reason
 
 # Parameters that the search adds to every candidate (see _SearchedEstimator).
 DEVICE, N_THREADS, OUTCOME = "skcl_device", "skcl_n_threads", "skcl_outcome"
@@ -265,16 +268,8 @@ def _fit_and_score_group(estimator, X, y, split, train, test, members, kwargs):
         )
         out[WHERE] = (candidate, split)
         return [out], None
-    first = members[0][1]
-    threads, device = first.get(N_THREADS), first.get(DEVICE)
-    template = estimator.estimator
-    estimators = [
-        clone(template).set_params(**own_params(params)) for _, params in members
-    ]
-    if device is not None:
-        from ._base_search import _on_device
-
-        estimators = [_on_device(e, device) for e in estimators]
+    threads = members[0][1].get(N_THREADS)
+    estimators = _group_estimators(estimator, [params for _, params in members])
     task_id = _safe_indexing(kwargs["fit_params"]["task_id"], train)
     with _torch_threads(threads):
         start = time.perf_counter()
@@ -297,6 +292,47 @@ def _fit_and_score_group(estimator, X, y, split, train, test, members, kwargs):
         out[WHERE] = (candidate, split)
         outs.append(out)
     return outs, reason
+
+
+def _group_estimators(estimator, members_params):
+    """The estimators of a group's candidates, unfitted, on the group's device."""
+    device = members_params[0].get(DEVICE)
+    estimators = [
+        clone(estimator.estimator).set_params(**own_params(params))
+        for params in members_params
+    ]
+    if device is not None:
+        from ._base_search import _on_device
+
+        estimators = [_on_device(e, device) for e in estimators]
+    return estimators
+
+
+def group_reason(estimator, X, y, candidate_params, tasks, splits, fit_params):
+    """The first candidate of a group that would train one by one, and why.
+
+    Each group of the ``(members, split)`` tasks is checked as
+    :func:`_fit_and_score_group` would fit it, on the training rows of the
+    first fold, with :func:`skcl._engine._fit.runtime_reason`: its
+    networks are built (on copies), none trains. Returns ``(index,
+    reason)``, ``index`` a candidate's among ``candidate_params``, or None.
+    """
+    from ._base_search import _torch_threads
+
+    train, _ = splits[0]
+    X, y = _safe_indexing(X, train), _safe_indexing(y, train)
+    task_id = _safe_indexing(fit_params["task_id"], train)
+    seen = set()
+    for members, _ in tasks:
+        if len(members) < 2 or tuple(members) in seen:
+            continue
+        seen.add(tuple(members))
+        params = [candidate_params[i] for i in members]
+        with _torch_threads(params[0].get(N_THREADS)):
+            reason = runtime_reason(_group_estimators(estimator, params), X, y, task_id)
+        if reason is not None:
+            return members[0], reason
+    return None
 
 
 class FixedSplits:
