@@ -55,12 +55,14 @@ class RandomizedRegimeSearchCV(_BaseRegimeSearch, RandomizedSearchCV):
     vectorize : "auto", True or False, default="auto"
         Train the candidates of each fold that differ only in per-candidate
         scalars (``lr``, ``lr_decay``, ``min_lr``, ``momentum``,
-        ``random_state`` and the penalties' hyper-parameters, e.g.
-        ``penalty__lam``) as one network with stacked parameters, whose
-        results are those of training them one by one (to float rounding).
+        ``random_state``, the optimizer's and the plug-ins'
+        hyper-parameters, e.g. ``penalty__lam``; the last step's, for a
+        pipeline) as one network with stacked parameters, whose results
+        are those of training them one by one (to float rounding).
         ``"auto"`` trains the others one by one and records why in
         ``cv_results_["vectorize_fallback"]``; True raises a ValueError
-        instead; False trains every candidate alone.
+        instead, before any candidate trains; False trains every candidate
+        alone.
     Attributes
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
