@@ -282,6 +282,20 @@ def test_streams_of_other_shapes_train_alone(stream):
     assert [e.tasks_ for e in together] == [[0, 1, 2], [0, 1]]
 
 
+def test_candidates_differing_in_the_optimizers_scalars_share_the_network(stream):
+    X, y, t = stream
+    base = _base(optimizer=torch.optim.AdamW)
+    grid = [
+        {"lr": 0.01, "optimizer__weight_decay": 0.0, "optimizer__betas": (0.9, 0.99)},
+        {"lr": 0.002, "optimizer__weight_decay": 0.1, "optimizer__eps": 1e-6},
+    ]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None
+    _assert_same(together, _alone(base, grid, X, y, t))
+
+
 def test_candidates_with_different_penalties_share_the_network(stream):
     X, y, t = stream
     base = _base(lr=0.05)

@@ -23,7 +23,27 @@ from ._pipeline import is_continual_pipeline, pipeline_key, transform_streams
 
 # Estimator parameters that may differ within a group; every plug-in's
 # hyper-parameters may too, since its task-level hooks run per candidate.
-PER_CANDIDATE = ("lr", "lr_decay", "min_lr", "momentum", "random_state")
+PER_CANDIDATE = (
+    "lr",
+    "lr_decay",
+    "min_lr",
+    "momentum",
+    "random_state",
+    # The stacked optimizers' scalars (flags such as nesterov stay shared).
+    *(
+        f"optimizer__{name}"
+        for name in (
+            "momentum",
+            "dampening",
+            "weight_decay",
+            "betas",
+            "eps",
+            "alpha",
+            "lr_decay",
+            "initial_accumulator_value",
+        )
+    ),
+)
 # The stacked parameters, gradients, buffers, centres, precisions and
 # workspace of a group: at most this many bytes (larger groups run in parts).
 STACK_BYTES = 2**30
