@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+import torch
+from _tolerance import forward_operations, tolerance
 
 from skcl import ContinualClassifier, ContinualRegressor
 from skcl.callbacks import PrequentialScore, TaskMonitor
@@ -43,7 +45,12 @@ def test_task_monitor_regressor():
     reg = ContinualRegressor(max_epochs=5, callbacks=[TaskMonitor(X, y, t)])
     monitor = dict(reg.fit(X, y, task_id=t).net_.callbacks_)["TaskMonitor"]
     assert np.array(monitor.scores_).shape == (10, 2)
-    assert monitor.scores_[-1][1] == pytest.approx(reg.score(X[60:], y[60:]), abs=1e-5)
+    # R^2 = 1 - SS_res / SS_tot: predictions off by one float32 forward pass
+    # (delta) move it by at most 2 * delta * mean|residual| / var(y).
+    pred = reg.predict(X[60:])
+    delta = tolerance(forward_operations(reg.module_), pred, torch.float32)
+    atol = 2 * delta * np.abs(y[60:] - pred).mean() / y[60:].var()
+    assert monitor.scores_[-1][1] == pytest.approx(reg.score(X[60:], y[60:]), abs=atol)
 
 
 def test_task_monitor_rejects_bad_input(digits_stream):
@@ -60,7 +67,10 @@ def test_prequential_score_of_a_frozen_network_is_its_accuracy(digits_stream):
     assert len(preq.scores_) == 90 and preq.training_task_[::30] == [0, 1, 2]
     with clf.use_snapshot("initial"):
         initial = [clf.score(X[t == k], y[t == k]) for k in range(3)]
-    np.testing.assert_allclose(preq.task_means(), initial, atol=1e-6)
+    # A task's mean of its 30 batch accuracies against one accuracy over the
+    # same 300 rows: the float64 roundings of the 30 additions and the division.
+    atol = tolerance(len(preq.scores_) // 3 + 1, initial)
+    np.testing.assert_allclose(preq.task_means(), initial, rtol=0, atol=atol)
 
 
 def test_display_from_monitor(digits_stream):
