@@ -40,6 +40,8 @@ class CandidateHooks:
     def open(self, step):
         """Split ``step`` (the stack's) into each candidate's step."""
         self.steps = []
+        if not self.names:  # nothing per candidate: no work in the step
+            return
         for k in range(self.network.size):
             own = Step(*(self._row(t, k) for t in (step.X, step.y)), step.output_mask)
             own.inputs, own.targets = (
@@ -86,6 +88,8 @@ class CandidateHooks:
 
     def loss(self):
         """Each candidate's sum of loss terms ``(K,)``, or None if there is none."""
+        if "loss" not in self.names:
+            return None
         terms = []
         for k, hooks in enumerate(self.hooks):
             self.views[k].module_.forget()
