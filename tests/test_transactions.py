@@ -148,9 +148,9 @@ def test_random_interrupts_of_a_refit_never_leave_an_untrained_network(digits_st
             sent.set()
 
         timer = threading.Timer(rng.uniform(0, duration), interrupt)
-        timer.start()
         try:
-            try:
+            try:  # a short delay can fire before start() returns
+                timer.start()
                 clf.fit(X, y, task_id=t)
             finally:
                 sent.wait()
