@@ -236,15 +236,21 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
             if declared is None and partial:
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit "
-                    "(or given to the constructor)."
+                    "(or given to the constructor): every label of the stream, not "
+                    f"only this chunk's {_shown(np.unique(y))}, e.g. "
+                    "partial_fit(X, y, task_id=..., classes=np.arange(10)) or "
+                    "ContinualClassifier(classes=[...])."
                 )
             self.classes_ = np.unique(y if declared is None else np.asarray(declared))
         elif classes is not None and not _same_classes(classes, self.classes_):
             # As scikit-learn's partial_fit (_check_partial_fit_first_call).
             raise ValueError(
-                f"classes={classes!r} is not the same as on the first call to "
-                f"partial_fit, classes_={self.classes_.tolist()}; pass the same "
-                "classes or none, or call fit to train anew."
+                f"classes={_shown(classes)} is not the same as on the first call "
+                f"to partial_fit, classes_={_shown(self.classes_)}: the network "
+                "has one output per class, fixed on the first call. Pass the same "
+                "classes or none, or train anew with every label declared: "
+                "ContinualClassifier(classes=[...]), or classes=[...] on the first "
+                "call to partial_fit."
             )
         try:
             index = np.searchsorted(self.classes_, y)
@@ -257,8 +263,12 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         unknown = self.classes_[index] != y
         if np.any(unknown):
             raise ValueError(
-                f"y contains labels {np.unique(y[unknown]).tolist()} that are not in "
-                f"classes_ {self.classes_.tolist()}."
+                f"y contains labels {_shown(np.unique(y[unknown]))} that are not in "
+                f"classes_ {_shown(self.classes_)}: the network has one output per "
+                "class, fixed when training starts. Declare every label of the "
+                "stream up front, with classes=[...] on the first call to "
+                "partial_fit or ContinualClassifier(classes=[...]) (which fit "
+                "uses too), and train anew."
             )
         return index, len(self.classes_)
 
@@ -337,6 +347,12 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
+
+
+def _shown(labels, limit=20):
+    """``labels`` as a list, cut to its first ``limit`` for a message."""
+    labels = np.ravel(labels).tolist()
+    return labels if len(labels) <= limit else f"[{str(labels[:limit])[1:-1]}, ...]"
 
 
 def _same_classes(classes, fitted):

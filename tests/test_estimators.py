@@ -292,6 +292,29 @@ def test_batch_level_callbacks_are_dispatched(digits_stream):
     assert not hasattr(counter, "batches")  # the user's instance is not mutated
 
 
+def test_class_errors_say_how_to_declare_the_labels(digits_stream):
+    """Each refusal names the labels and the classes= that would have worked."""
+    X, y, _ = digits_stream
+    clf = make_clf(max_epochs=1)
+    with pytest.raises(ValueError, match=r"this chunk's \[0, 1, 2\].*classes=") as e:
+        clf.partial_fit(X[:3], [0, 1, 2], task_id=0)
+    assert "ContinualClassifier(classes=[...])" in str(e.value)
+    clf.partial_fit(X[:3], [0, 1, 2], task_id=0, classes=[0, 1, 2])
+    declare = r"classes=\[\.\.\.\] on the first call to partial_fit"
+    with pytest.raises(ValueError, match=r"labels \[7\] .*\[0, 1, 2\].*" + declare):
+        clf.partial_fit(X[:3], [0, 7, 2], task_id=1)
+    with pytest.raises(ValueError, match=r"classes=\[0, 1, 2, 3\] is not .*" + declare):
+        clf.partial_fit(X[:3], [0, 1, 2], task_id=1, classes=[0, 1, 2, 3])
+    fitted = make_clf(max_epochs=1).fit(X[:20], np.arange(20) % 2)
+    with pytest.raises(
+        ValueError, match=r"labels \[2\] .*ContinualClassifier\(classes="
+    ):
+        fitted.partial_fit(X[:3], [0, 1, 2])
+    many = make_clf(max_epochs=1, classes=np.arange(30))
+    with pytest.raises(ValueError, match=r"classes_ \[0, 1, .*, 19, \.\.\.\]: "):
+        many.fit(X[:3], [0, 1, 30])
+
+
 def test_classes_and_labels_are_checked_before_any_change(digits_stream):
     X, y, _ = digits_stream
     clf = make_clf()
