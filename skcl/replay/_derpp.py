@@ -1,10 +1,8 @@
-import torch.nn.functional as F
-
 from .._constraints import STRENGTH
-from ._base import Replay
+from ._der import DER
 
 
-class DERPP(Replay):
+class DERPP(DER):
     """Dark experience replay++: replay the stored outputs and the labels.
 
     The memory keeps each sample's input, target and the network's outputs
@@ -13,7 +11,7 @@ class DERPP(Replay):
     independently from the memory, ``L`` being the training criterion
     (Buzzega et al., "Dark Experience for General Continual Learning",
     NeurIPS 2020); the current batch is then offered to the memory with the
-    outputs of this step's forward pass. With ``beta=0`` it is DER.
+    outputs of this step's forward pass. With ``beta=0`` it is :class:`DER`.
 
     Parameters
     ----------
@@ -49,11 +47,9 @@ class DERPP(Replay):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012
-        **Replay._parameter_constraints,
-        "alpha": [STRENGTH],
+        **DER._parameter_constraints,
         "beta": [STRENGTH],
     }
-    _stores_logits = True
 
     # In a stack, the hooks run once per candidate (see Plugin).
     candidate_steps = ("loss", "after_step")
@@ -74,15 +70,8 @@ class DERPP(Replay):
         self.memory_batch_size = memory_batch_size
 
     def loss(self, net, step):
-        memory, n = self.memory_, self.memory_batch_size
-        rows = memory.sample(n)
-        if rows is None:
-            return None
-        stored = net.module_(memory.X.index_select(0, rows))
-        term = self.alpha * F.mse_loss(stored, memory.logits.index_select(0, rows))
-        if self.beta:
-            term = term + self.beta * self.replay_loss(net, memory.sample(n))
-        return term
-
-    def after_step(self, net, step):
-        self.remember(net, step, logits=step.logits[: len(step.X)].detach())
+        term = super().loss(net, step)
+        if term is None or not self.beta:
+            return term
+        rows = self.memory_.sample(self.memory_batch_size)
+        return term + self.beta * self.replay_loss(net, rows)
