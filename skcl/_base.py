@@ -75,10 +75,14 @@ class _SnapshotsMixin:
         current = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
         self.module_.load_state_dict(snapshot)
         self._snapshot_in_use = True
+        # The plug-ins' infer answers with their state of that task.
+        self._snapshot_index = (
+            -1 if isinstance(index, str) else index % len(self.snapshots_)
+        )
         try:
             yield self
         finally:
-            del self._snapshot_in_use
+            del self._snapshot_in_use, self._snapshot_index
             self.module_.load_state_dict(current)
 
     def _keep_snapshot(self):

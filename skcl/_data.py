@@ -66,14 +66,18 @@ class _DataMixin:
         return self._to_tensor(X), mask
 
     def _forward_tensor(self, X, mask):
-        """The outputs for the validated tensor ``X``, as :meth:`_forward`'s."""
+        """The outputs for the validated tensor ``X``, as :meth:`_forward`'s.
+
+        The plug-ins' :meth:`~skcl.Plugin.infer` map the network's outputs.
+        """
+        task = getattr(self, "_snapshot_index", len(self.tasks_) - 1)
         training = self.module_.training
         self.module_.eval()
         try:
             with torch.no_grad():
                 out = torch.cat(
                     [
-                        self._forward_chunk(X[i : i + _PREDICT_BATCH])
+                        self._forward_chunk(X[i : i + _PREDICT_BATCH], task)
                         for i in range(0, len(X), _PREDICT_BATCH)
                     ]
                 )
@@ -84,7 +88,7 @@ class _DataMixin:
             out = out.masked_fill(~mask, float("-inf"))
         return out
 
-    def _forward_chunk(self, X):
+    def _forward_chunk(self, X, task):
         """Forward a chunk zero-padded to ``_PREDICT_BATCH`` rows.
 
         Every chunk has the same shape, so the same kernels run and a sample's
@@ -93,7 +97,10 @@ class _DataMixin:
         n = len(X)
         if n < _PREDICT_BATCH:
             X = torch.cat([X, X.new_zeros((_PREDICT_BATCH - n, *X.shape[1:]))])
-        return self.module_(X)[:n]
+        out = self.module_(X)
+        for plugin in self.net_.plugins_:
+            out = plugin.infer(self.net_, X, out, task)
+        return out[:n]
 
     def _predict_output_mask(self, task_id, n_samples):
         return None

@@ -152,7 +152,10 @@ class Plugin(BaseEstimator):
       ``partial_fit`` call, one per task in ``fit``), with that chunk's
       inputs and encoded targets as tensors on the network's device;
     - :meth:`end_task` when the task is over: the next task is about to
-      open and the network holds this task's final parameters.
+      open and the network holds this task's final parameters;
+    - at prediction, :meth:`infer` on the network's outputs (a plug-in that
+      predicts otherwise, such as :class:`~skcl.replay.ICaRL`'s nearest mean
+      of exemplars or :class:`~skcl.replay.BiC`'s bias correction).
 
     Every hook does nothing by default; a plug-in overrides what it needs,
     and only overridden per-step hooks are called. Everything a plug-in
@@ -287,3 +290,20 @@ class Plugin(BaseEstimator):
 
     def end_task(self, net) -> None:
         """Close task ``net.task_index_``; the network holds its final parameters."""
+
+    def infer(self, net, X: torch.Tensor, outputs: torch.Tensor, task: int):
+        """Return the outputs that predictions are made from.
+
+        Called by the estimator's ``predict``, ``predict_proba`` and
+        ``score`` (and so by :func:`skcl.metrics.accuracy_matrix`) on each
+        batch of inputs ``X``, in eval mode without gradients, with
+        ``outputs`` the network's (or the previous plug-in's ``infer``, in
+        the order of ``net.plugins_``). ``task`` is the position in
+        ``tasks_`` of the task at whose end the network's parameters were
+        taken (:meth:`~skcl.ContinualClassifier.use_snapshot`; the current
+        task otherwise), -1 for the initial parameters: a plug-in whose
+        prediction has state of its own answers with its state of that
+        task. The multi-head mask applies after. By default, ``outputs``
+        unchanged.
+        """
+        return outputs

@@ -103,11 +103,17 @@ class LwF(Penalty):
         with torch.no_grad():
             old = self.teacher_(step.inputs).index_select(1, self.old_classes_)
         new = step.logits.index_select(1, self.old_classes_)
-        T = self.temperature
-        kl = F.kl_div(
-            F.log_softmax(new / T, dim=1),
-            F.log_softmax(old / T, dim=1),
-            log_target=True,
-            reduction="batchmean",
-        )
-        return self.lam * T * T * kl
+        return self.lam * distillation(new, old, self.temperature)
+
+
+def distillation(logits, teacher_logits, temperature):
+    """Return ``T^2 * KL(softmax(teacher_logits / T) || softmax(logits / T))``,
+    the mean over the rows (Hinton et al., 2015)."""
+    T = temperature
+    kl = F.kl_div(
+        F.log_softmax(logits / T, dim=1),
+        F.log_softmax(teacher_logits / T, dim=1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return T * T * kl
