@@ -10,6 +10,8 @@ MAX_ANNOTATED = 12
 MAX_LEGEND = 20
 # A legend inside the axes hides the curves beyond this many tasks.
 MAX_INSIDE_LEGEND = 10
+# Several matrices are drawn in a grid of panels, at most this many per row.
+PANELS_PER_ROW = 3
 _NICE_STEPS = (1, 2, 5)
 
 
@@ -55,3 +57,25 @@ def fitting_fontsize(ax, n_rows, n_columns, sample):
     # A digit is about 0.6 em wide; leave a margin of 15% of the cell.
     size = 0.85 * cell / (0.6 * max(len(sample), 1))
     return min(size, mpl.rcParams["font.size"])
+
+
+def panel_grid(plt, n_panels, panel_size, *, extra_width=0.0, sharey=False):
+    """A constrained-layout figure of ``n_panels`` axes, at most 3 per row.
+
+    ``panel_size`` is one panel's (width, height) in inches; ``extra_width``
+    leaves room for a legend or a colorbar beside the panels.
+    """
+    n_cols = min(n_panels, PANELS_PER_ROW)
+    n_rows = -(-n_panels // n_cols)
+    _, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        sharey=sharey,
+        squeeze=False,
+        figsize=(panel_size[0] * n_cols + extra_width, panel_size[1] * n_rows),
+        layout="constrained",
+    )
+    axes = axes.ravel()
+    for extra in axes[n_panels:]:
+        extra.remove()
+    return axes[:n_panels]

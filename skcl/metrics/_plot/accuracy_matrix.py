@@ -2,9 +2,14 @@ from itertools import product
 
 import numpy as np
 
-from .._matrix import _accuracy_matrix
-from ._style import MAX_ANNOTATED, fitting_fontsize, tick_step
-from ._validation import _check_display_matrix
+from ._style import (
+    MAX_ANNOTATED,
+    PANELS_PER_ROW,
+    fitting_fontsize,
+    panel_grid,
+    tick_step,
+)
+from ._validation import _check_axes, _check_display_matrices, _estimator_matrices
 
 
 class AccuracyMatrixDisplay:
@@ -13,16 +18,19 @@ class AccuracyMatrixDisplay:
     Rows are the training steps (after training task ``t``), columns the
     evaluated tasks. It reads from a few tasks to long streams: the scores are
     written while they fit (up to 12 tasks by default) and at most about ten
-    ticks are labelled. It is recommended to create one with
+    ticks are labelled. Several matrices (a dict, e.g. strategies on the same
+    stream) are drawn side by side, one panel each (at most three per row), on
+    one colour scale with one colorbar. It is recommended to create one with
     :meth:`from_estimator` or :meth:`from_matrix`. All parameters are stored as
     attributes.
 
     Parameters
     ----------
-    accuracy_matrix : ndarray of shape (n_tasks, n_columns)
+    accuracy_matrix : ndarray of shape (n_tasks, n_columns) or dict
         ``R[t, i]``, the score on task ``i`` after training task ``t``, as
-        returned by :func:`~skcl.metrics.accuracy_matrix`. ``n_columns`` exceeds
-        ``n_tasks`` when the columns of untrained tasks were appended.
+        returned by :func:`~skcl.metrics.accuracy_matrix`, or a dict mapping a
+        name (the panel's title) to one, all of the same shape. ``n_columns``
+        exceeds ``n_tasks`` when the columns of untrained tasks were appended.
 
     task_labels : array-like of shape (n_columns,), default=None
         Task of each column (the rows take the first ``n_tasks``). If None,
@@ -30,17 +38,19 @@ class AccuracyMatrixDisplay:
 
     Attributes
     ----------
-    im_ : matplotlib AxesImage
-        Image of the matrix.
+    im_ : matplotlib AxesImage or ndarray of shape (n_matrices,) of AxesImage
+        Image of the matrix, or one per matrix when a dict was given.
 
-    text_ : ndarray of shape (n_tasks, n_columns) of matplotlib Text, or None
-        The scores written in the cells; None if they were not written.
+    text_ : ndarray of matplotlib Text, or None
+        The scores written in the cells, of shape (n_tasks, n_columns), or
+        (n_matrices, n_tasks, n_columns) when a dict was given; None if they
+        were not written.
 
     colorbar_ : matplotlib Colorbar or None
-        The colorbar; None if ``colorbar=False``.
+        The colorbar, one for all the panels; None if ``colorbar=False``.
 
-    ax_ : matplotlib Axes
-        Axes with the heatmap.
+    ax_ : matplotlib Axes or ndarray of shape (n_matrices,) of Axes
+        Axes with the heatmap, or one per matrix when a dict was given.
 
     figure_ : matplotlib Figure
         Figure containing the heatmap.
@@ -55,6 +65,9 @@ class AccuracyMatrixDisplay:
     >>> from skcl.metrics import AccuracyMatrixDisplay
     >>> R = [[0.95, 0.10], [0.70, 0.93]]
     >>> AccuracyMatrixDisplay.from_matrix(R, task_labels=["a", "b"])  # doctest: +SKIP
+    >>> naive, ewc = [[0.95, 0.10], [0.40, 0.93]], [[0.95, 0.10], [0.80, 0.90]]
+    >>> matrices = {"naive": naive, "ewc": ewc}  # one panel each, one colour scale
+    >>> AccuracyMatrixDisplay.from_matrix(matrices)  # doctest: +SKIP
     """
 
     def __init__(self, accuracy_matrix, *, task_labels=None):
@@ -90,12 +103,15 @@ class AccuracyMatrixDisplay:
         colorbar : bool, default=True
             Whether to add a colorbar.
 
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure (with constrained layout,
-            sized to the number of tasks) and axes are created.
+        ax : matplotlib Axes or array-like of Axes, default=None
+            Axes to plot on, one per matrix. If None, a new figure (with
+            constrained layout, sized to the number of tasks) is created, with
+            a grid of panels (at most 3 per row) for a dict of matrices.
 
         im_kw : dict, default=None
             Keyword arguments of ``ax.imshow``, e.g. ``vmin`` and ``vmax``.
+            Several matrices share one colour scale: by default from the
+            smallest to the largest score of them all.
 
         text_kw : dict, default=None
             Keyword arguments of ``ax.text``, e.g. ``fontsize``.
@@ -107,55 +123,66 @@ class AccuracyMatrixDisplay:
         """
         import matplotlib.pyplot as plt
 
-        R, labels = _check_display_matrix(
+        several = isinstance(self.accuracy_matrix, dict)
+        matrices, labels = _check_display_matrices(
             self.accuracy_matrix, self.task_labels, "accuracy_matrix"
         )
         if include_values not in (True, False, "auto"):
             raise ValueError(
                 f"include_values must be True, False or 'auto', got {include_values!r}."
             )
-        values_format = ".2f" if values_format is None else values_format
-        n_tasks, n_columns = R.shape
+        n_tasks, n_columns = next(iter(matrices.values())).shape
         if ax is None:
             side = min(max(0.45 * n_columns + 1.5, 4.0), 7.5)
-            _, ax = plt.subplots(
-                figsize=(side + 1.0, min(max(0.45 * n_tasks + 1.2, 3.5), 7.0)),
-                layout="constrained",
+            height = min(max(0.45 * n_tasks + 1.2, 3.5), 7.0)
+            axes = panel_grid(
+                plt,
+                len(matrices),
+                (side, height) if several else (side + 1.0, height),
+                extra_width=1.0 if several else 0.0,
             )
-
-        self.im_ = ax.imshow(
-            R, **{"interpolation": "nearest", "cmap": cmap, **(im_kw or {})}
+        else:
+            axes = _check_axes(ax, len(matrices))
+        im_kw = {"interpolation": "nearest", "cmap": cmap, **(im_kw or {})}
+        if several:
+            values = np.concatenate([R.ravel() for R in matrices.values()])
+            im_kw.setdefault("vmin", np.nanmin(values))
+            im_kw.setdefault("vmax", np.nanmax(values))
+        images = [
+            a.imshow(R, **im_kw) for a, R in zip(axes, matrices.values(), strict=True)
+        ]
+        self.colorbar_ = (
+            axes[0].figure.colorbar(images[0], ax=list(axes) if several else axes[0])
+            if colorbar
+            else None
         )
-        self.colorbar_ = ax.figure.colorbar(self.im_, ax=ax) if colorbar else None
-        self.text_ = None
+        texts = None
         if include_values is True or (
             include_values == "auto" and n_columns <= MAX_ANNOTATED
         ):
-            self.text_ = np.empty(R.shape, dtype=object)
-            dark, bright = self.im_.cmap(0.0), self.im_.cmap(1.0)
-            sample = format(np.nanmax(np.abs(R)), values_format)
-            text_kw = {
-                "ha": "center",
-                "va": "center",
-                "fontsize": fitting_fontsize(ax, n_tasks, n_columns, sample),
-                **(text_kw or {}),
-            }
-            for t, i in product(range(n_tasks), range(n_columns)):
-                color = dark if self.im_.norm(R[t, i]) >= 0.5 else bright
-                self.text_[t, i] = ax.text(
-                    i, t, format(R[t, i], values_format), **{"color": color, **text_kw}
-                )
+            values_format = ".2f" if values_format is None else values_format
+            texts = [
+                _annotate(a, image, values_format, text_kw)
+                for a, image in zip(axes, images, strict=True)
+            ]
         step = tick_step(n_columns)
-        ax.set(
-            xticks=np.arange(0, n_columns, step),
-            yticks=np.arange(0, n_tasks, step),
-            xticklabels=labels[::step],
-            yticklabels=labels[:n_tasks:step],
-            xlabel="Evaluated task",
-            ylabel="After training task",
-        )
-        self.ax_ = ax
-        self.figure_ = ax.figure
+        for k, name in enumerate(matrices):
+            first_column = ax is None and k % PANELS_PER_ROW == 0
+            axes[k].set(
+                xticks=np.arange(0, n_columns, step),
+                yticks=np.arange(0, n_tasks, step),
+                xticklabels=labels[::step],
+                yticklabels=labels[:n_tasks:step],
+                xlabel="Evaluated task",
+                ylabel="After training task" if k == 0 or first_column else None,
+                title=name,
+            )
+        self.im_ = np.array(images, dtype=object) if several else images[0]
+        if texts is not None:
+            texts = np.array(texts, dtype=object) if several else texts[0]
+        self.text_ = texts
+        self.ax_ = axes if several else axes[0]
+        self.figure_ = axes[0].figure
         return self
 
     @classmethod
@@ -180,8 +207,10 @@ class AccuracyMatrixDisplay:
 
         Parameters
         ----------
-        estimator : estimator object
-            A fitted continual estimator that kept its snapshots.
+        estimator : estimator object or dict of str to estimator object
+            A fitted continual estimator that kept its snapshots, or a dict
+            mapping a name to one, all trained on the same tasks in the same
+            order, drawn side by side.
 
         X : array-like of shape (n_samples, n_features)
             Held-out samples of all the trained tasks.
@@ -219,7 +248,7 @@ class AccuracyMatrixDisplay:
         >>> clf = clf.fit(X, y, task_id=task)
         >>> AccuracyMatrixDisplay.from_estimator(clf, X, y, task)  # doctest: +SKIP
         """
-        R, labels = _accuracy_matrix(
+        R, labels = _estimator_matrices(
             estimator,
             X,
             y,
@@ -255,8 +284,10 @@ class AccuracyMatrixDisplay:
 
         Parameters
         ----------
-        accuracy_matrix : array-like of shape (n_tasks, n_columns)
-            ``R[t, i]``, the score on task ``i`` after training task ``t``.
+        accuracy_matrix : array-like of shape (n_tasks, n_columns) or dict
+            ``R[t, i]``, the score on task ``i`` after training task ``t``, or
+            a dict mapping a name to one, all of the same shape, drawn side by
+            side on one colour scale.
 
         task_labels : array-like of shape (n_columns,), default=None
             Task of each column. If None, ``0`` to ``n_columns - 1``.
@@ -284,3 +315,24 @@ class AccuracyMatrixDisplay:
             im_kw=im_kw,
             text_kw=text_kw,
         )
+
+
+def _annotate(ax, image, values_format, text_kw):
+    """Write the scores of ``image`` in its cells, contrasting with each cell."""
+    R = image.get_array()
+    n_tasks, n_columns = R.shape
+    texts = np.empty(R.shape, dtype=object)
+    dark, bright = image.cmap(0.0), image.cmap(1.0)
+    sample = format(np.nanmax(np.abs(R)), values_format)
+    text_kw = {
+        "ha": "center",
+        "va": "center",
+        "fontsize": fitting_fontsize(ax, n_tasks, n_columns, sample),
+        **(text_kw or {}),
+    }
+    for t, i in product(range(n_tasks), range(n_columns)):
+        color = dark if image.norm(R[t, i]) >= 0.5 else bright
+        texts[t, i] = ax.text(
+            i, t, format(R[t, i], values_format), **{"color": color, **text_kw}
+        )
+    return texts

@@ -1,33 +1,14 @@
 import numpy as np
 
-from .._matrix import _accuracy_matrix
-from ._style import MAX_INSIDE_LEGEND, MAX_LEGEND, task_colors, tick_step
-from ._validation import _check_display_matrix
-
-_PANELS_PER_ROW = 3
-
-
-def _panel_grid(plt, n_panels, n_legend_entries):
-    """A constrained-layout figure of ``n_panels`` axes sharing y, 3 per row."""
-    n_cols = min(n_panels, _PANELS_PER_ROW)
-    n_rows = -(-n_panels // n_cols)
-    legend_width = 0 if not n_legend_entries else 1.2 * -(-n_legend_entries // 10)
-    width, height = (3.8, 3.2) if n_panels > 1 else (4.8, 3.6)
-    _, axes = plt.subplots(
-        n_rows,
-        n_cols,
-        sharey=True,
-        squeeze=False,
-        figsize=(
-            width * n_cols + legend_width + (0 if n_legend_entries else 1),
-            height * n_rows,
-        ),
-        layout="constrained",
-    )
-    axes = axes.ravel()
-    for extra in axes[n_panels:]:
-        extra.remove()
-    return axes[:n_panels]
+from ._style import (
+    MAX_INSIDE_LEGEND,
+    MAX_LEGEND,
+    PANELS_PER_ROW,
+    panel_grid,
+    task_colors,
+    tick_step,
+)
+from ._validation import _check_axes, _check_display_matrices, _estimator_matrices
 
 
 class TaskAccuracyDisplay:
@@ -144,35 +125,25 @@ class TaskAccuracyDisplay:
         if legend not in (True, False, "auto"):
             raise ValueError(f"legend must be True, False or 'auto', got {legend!r}.")
         several = isinstance(self.accuracy_matrices, dict)
-        matrices = self.accuracy_matrices if several else {None: self.accuracy_matrices}
-        if not matrices:
-            raise ValueError("accuracy_matrices must not be an empty dict.")
-        checked = [
-            _check_display_matrix(
-                R,
-                self.task_labels,
-                "each accuracy matrix",
-                rows_are_tasks=self.steps is None,
-            )
-            for R in matrices.values()
-        ]
-        shapes = {R.shape for R, _ in checked}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"The accuracy matrices must have the same shape, got {sorted(shapes)}."
-            )
-        labels = checked[0][1]
-        n_tasks, n_columns = checked[0][0].shape
+        matrices, labels = _check_display_matrices(
+            self.accuracy_matrices,
+            self.task_labels,
+            "accuracy_matrices",
+            rows_are_tasks=self.steps is None,
+        )
+        n_tasks, n_columns = next(iter(matrices.values())).shape
         if ax is None:
             as_legend = legend is True or (legend == "auto" and n_columns <= MAX_LEGEND)
-            axes = _panel_grid(plt, len(matrices), n_columns if as_legend else 0)
+            n_legend = n_columns if as_legend else 0
+            axes = panel_grid(
+                plt,
+                len(matrices),
+                (3.8, 3.2) if len(matrices) > 1 else (4.8, 3.6),
+                extra_width=1.2 * -(-n_legend // 10) if n_legend else 1.0,
+                sharey=True,
+            )
         else:
-            axes = np.ravel(np.asarray(ax, dtype=object))
-            if len(axes) != len(matrices):
-                raise ValueError(
-                    f"ax must hold one Axes per accuracy matrix ({len(matrices)}), "
-                    f"got {len(axes)}."
-                )
+            axes = _check_axes(ax, len(matrices))
         figure = axes[0].figure
         constrained = isinstance(
             figure.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine
@@ -202,7 +173,7 @@ class TaskAccuracyDisplay:
         if self.steps is None and n_tasks <= MAX_LEGEND:
             style.update(marker="o", markersize=4 if n_columns <= 10 else 3)
         self.lines_ = np.full((len(matrices), n_columns), None, dtype=object)
-        for k, (name, (R, _)) in enumerate(zip(matrices, checked, strict=True)):
+        for k, (name, R) in enumerate(matrices.items()):
             for i in range(n_columns):
                 start = starts[i] if trained_only else 0
                 if start < n_tasks:
@@ -225,7 +196,7 @@ class TaskAccuracyDisplay:
                 )
             else:
                 axes[k].set(xlabel="Training batches")
-            first_column = ax is None and k % _PANELS_PER_ROW == 0
+            first_column = ax is None and k % PANELS_PER_ROW == 0
             axes[k].set(ylabel="Score" if k == 0 or first_column else None, title=name)
         low = min(a.get_ylim()[0] for a in axes)
         high = max(a.get_ylim()[1] for a in axes)
@@ -314,22 +285,10 @@ class TaskAccuracyDisplay:
         >>> clf = clf.fit(X, y, task_id=task)
         >>> TaskAccuracyDisplay.from_estimator(clf, X, y, task)  # doctest: +SKIP
         """
-        several = isinstance(estimator, dict)
-        estimators = estimator if several else {None: estimator}
-        matrices, task_labels = {}, None
-        for name, est in estimators.items():
-            matrices[name], labels = _accuracy_matrix(
-                est, X, y, task_id, scoring=scoring, include_untrained=False
-            )
-            if task_labels is not None and labels != task_labels:
-                raise ValueError(
-                    "All the estimators must have trained the same tasks in the same "
-                    f"order, got {task_labels} and {labels} (for {name!r})."
-                )
-            task_labels = labels
-        return cls(
-            matrices if several else matrices[None], task_labels=task_labels
-        ).plot(
+        matrices, task_labels = _estimator_matrices(
+            estimator, X, y, task_id, scoring=scoring, include_untrained=False
+        )
+        return cls(matrices, task_labels=task_labels).plot(
             trained_only=trained_only, cmap=cmap, legend=legend, ax=ax, line_kw=line_kw
         )
 
