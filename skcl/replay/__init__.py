@@ -2,8 +2,8 @@
 
 A replay strategy plugs into a continual estimator's ``replay`` parameter
 and composes with its ``penalty``. Subclass :class:`Replay` to write your
-own; :class:`ReservoirMemory`, :class:`ClassBalancedMemory` and
-:class:`EpisodicMemory` are the memories.
+own; :class:`ReservoirMemory`, :class:`ClassBalancedMemory`,
+:class:`EpisodicMemory` and :class:`GreedyMemory` are the memories.
 """
 
 from ._agem import AGEM
@@ -15,7 +15,9 @@ from ._derpp import DERPP
 from ._episodic import EpisodicMemory
 from ._er import ER
 from ._erace import ERACE
+from ._gdumb import GDumb
 from ._gem import GEM
+from ._greedy import GreedyMemory
 from ._icarl import ICaRL
 from ._reservoir import ReservoirMemory
 
@@ -27,9 +29,11 @@ __all__ = [
     "ER",
     "ICaRL",
     "ERACE",
+    "GDumb",
     "GEM",
     "ClassBalancedMemory",
     "EpisodicMemory",
+    "GreedyMemory",
     "Replay",
     "ReservoirMemory",
 ]
