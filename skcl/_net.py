@@ -7,6 +7,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EpochTimer, PrintLog
 
 from ._engine._chunk import train_chunk
+from ._engine._optimizers import reset_state
 from ._hooks import Hooks
 from ._plugin import _map_tensors, mask_outputs
 from .penalties._implicit import ImplicitQuadraticStep
@@ -106,6 +107,20 @@ class _ContinualNetMixin:
             group["lr"] = lr
             if momentum is not None and "momentum" in group:
                 group["momentum"] = momentum
+
+    def reset_optimizer_state(self, masks):
+        """Give the masked entries of the parameters a fresh optimizer state.
+
+        For plug-ins that re-initialize some weights in their per-step hooks
+        (:class:`skcl.plasticity.ReDO`): ``masks`` holds one boolean tensor
+        (or None for none) per trainable parameter, in module order; the
+        optimizer's per-entry state there (momentum, Adam's moments,
+        Adagrad's sums) is set to the value of a parameter that has not
+        stepped. Step counts are per tensor and stay. In a stack, the
+        candidate's view of the net resets its slice of the stacked optimizer.
+        """
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+        reset_state(self.optimizer_, params, masks)
 
     def end_epoch(self, loss, terms, own_term, hooks):
         """Record an epoch's mean task ``loss`` and other ``terms``; check them.

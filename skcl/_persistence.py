@@ -42,6 +42,7 @@ _NAMESPACES = (
     "skcl.modules",
     "skcl.penalties",
     "skcl.replay",
+    "skcl.plasticity",
     "skcl.callbacks",
 )
 

@@ -21,7 +21,7 @@ class CandidateHooks:
     every candidate must leave in the same state.
     """
 
-    def __init__(self, nets, network, shared_rows, generators):
+    def __init__(self, nets, network, shared_rows, generators, optimizer):
         self.network, self.shared_rows = network, shared_rows
         self.generators = generators
         self.per_net = [
@@ -31,7 +31,9 @@ class CandidateHooks:
         self.hooks = [Hooks(plugins) for plugins in self.per_net]
         names = {name for hooks in self.hooks for name in hooks.stepping()}
         self.names = names
-        self.views = [_CandidateNet(net, network, k) for k, net in enumerate(nets)]
+        self.views = [
+            _CandidateNet(net, network, k, optimizer) for k, net in enumerate(nets)
+        ]
         self.steps = None
 
     def __contains__(self, name):
@@ -144,12 +146,17 @@ class CandidateHooks:
 class _CandidateNet:
     """What candidate ``k``'s plug-ins see of its net during a stacked step."""
 
-    def __init__(self, net, network, k):
+    def __init__(self, net, network, k, optimizer):
         self.module_ = _CandidateModule(net.module_, network, k)
+        self._optimizer, self._k = optimizer, k
         self.criterion_ = net.criterion_
         self.task_index_ = net.task_index_
         self.output_mask_ = net.output_mask_
         self.classes = getattr(net, "classes", None)
+
+    def reset_optimizer_state(self, masks):
+        """The candidate's optimizer state, as the net's own method resets it."""
+        self._optimizer.reset_state(self._k, masks)
 
 
 class _CandidateModule:

@@ -245,7 +245,9 @@ class _StackedBackend:
         )
         self.network = network
         self.plugins = StackedPlugins(nets, network, shared_rows)
-        self.candidates = CandidateHooks(nets, network, shared_rows, dropout_generators)
+        self.candidates = CandidateHooks(
+            nets, network, shared_rows, dropout_generators, self.optimizer
+        )
         criterion = copy.copy(nets[0].criterion_)
         criterion.reduction = "none"
         self.criterion = criterion

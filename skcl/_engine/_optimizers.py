@@ -92,6 +92,28 @@ def _state_reason(optimizer):
     return None
 
 
+def fresh_state(group, name):
+    """The value of state ``name`` of a parameter that has not stepped:
+    Adagrad's ``initial_accumulator_value`` for its sum, 0 otherwise."""
+    return float(group.get("initial_accumulator_value", 0.0)) if name == "sum" else 0.0
+
+
+@torch.no_grad()
+def reset_state(optimizer, params, masks):
+    """Set ``optimizer``'s per-entry state of ``params`` to its fresh value where
+    ``masks`` (one boolean tensor per parameter, None for none) are true.
+
+    The per-entry state is every tensor of a parameter's shape (momentum,
+    moments, sums); ``step`` counts are per tensor in ``torch.optim`` and
+    stay as they are.
+    """
+    group = optimizer.param_groups[0]
+    for p, mask in zip(params, masks, strict=True):
+        for name, value in optimizer.state.get(p, {}).items():
+            if mask is not None and torch.is_tensor(value) and value.shape == p.shape:
+                value.masked_fill_(mask, fresh_state(group, name))
+
+
 def _params(optimizer):
     """The parameters that ``optimizer`` steps (frozen ones never get gradients)."""
     return [p for p in optimizer.param_groups[0]["params"] if p.requires_grad]
@@ -187,6 +209,18 @@ class StackedOptimizer(abc.ABC):
     def needed(cls, group):
         """The state of a parameter that has stepped under ``group``."""
         return ()
+
+    @torch.no_grad()
+    def reset_state(self, k, masks):
+        """:func:`reset_state` for candidate ``k``, ``masks`` in module layout."""
+        masks = [
+            torch.zeros_like(p, dtype=torch.bool) if m is None else m
+            for p, m in zip(self._params[k], masks, strict=True)
+        ]
+        flat = self._stack([masks])[0]
+        for name in self.state_names:
+            fill = fresh_state(self.groups[k], name)
+            self.tensors[name][k].masked_fill_(flat, fill)
 
     @abc.abstractmethod
     def _setup(self, states):
