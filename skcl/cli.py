@@ -244,8 +244,10 @@ def build_parser():
         help="run continual-learning strategies on a stream and report",
         description=(
             "Train each strategy on a stream of tasks and report average accuracy, "
-            "forgetting, backward transfer, learning accuracy and training time "
-            "(mean ± std over seeds), as a table and as files in --output."
+            "forgetting, backward transfer, learning accuracy (mean ± std over "
+            "seeds) and training time (mean over seeds), as a table and as files "
+            "in --output, with what the scores depend on (versions, CPU kernels, "
+            "threads)."
         ),
         epilog=_streams_epilog(),
         formatter_class=_Formatter,
@@ -472,7 +474,9 @@ def _benchmark(args):
     import torch
 
     from ._benchmark import (
+        environment,
         format_divergences,
+        format_environment,
         format_table,
         summarize,
         write_files,
@@ -501,11 +505,14 @@ def _benchmark(args):
         )
         for strategy in args.strategies
     }
+    env = environment()
     print(_header(stream, args), flush=True)
+    print(format_environment(env), flush=True)
     results = _run_seeds_together(args, stream_args, params)
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
+    seconds = time.perf_counter() - start
     divergences = format_divergences(results, params)
     if divergences:
         print(divergences)
@@ -514,7 +521,9 @@ def _benchmark(args):
         "scenario": SCENARIOS[args.stream],
         "regime": REGIMES[stream.regime],
     }
-    paths = write_files(results, rows, _jsonable(config), args.output)
+    paths = write_files(
+        results, rows, _jsonable(config), args.output, environment=env, seconds=seconds
+    )
     if not args.no_plots:
         try:
             paths += write_plots(results, rows, args.output, stream=stream.name)

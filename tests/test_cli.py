@@ -585,3 +585,70 @@ def test_quiet_prints_no_bar(tmp_path, capsys):
     args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]
     assert main([*args, "--output", str(tmp_path)]) == 0
     assert "strategies:" not in capsys.readouterr().err
+
+
+def test_results_and_header_say_what_the_scores_depend_on(
+    tmp_path, capsys, monkeypatch
+):
+    """Versions, CPU kernels, threads, dtype: in results.json and under the header."""
+    import platform
+    import time
+
+    import sklearn
+    import skorch
+    import torch
+
+    from skcl import __version__
+    from skcl._benchmark import format_environment
+
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # recorded, whatever it changes
+    args = ["benchmark", "--strategies", "naive", "--n-tasks", "2", "--seeds", "1"]
+    args += ["--epochs", "1", "--hidden", "8", "--no-plots", "--quiet"]
+    start = time.perf_counter()
+    assert main([*args, "--output", str(tmp_path)]) == 0
+    elapsed = time.perf_counter() - start
+    lines = capsys.readouterr().out.splitlines()
+    results = json.loads((tmp_path / "results.json").read_text())
+    env = results["environment"]
+    assert {k: env[k] for k in ("skcl", "torch", "sklearn", "skorch", "numpy")} == {
+        "skcl": __version__,
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+        "skorch": skorch.__version__,
+        "numpy": np.__version__,
+    }
+    assert env["python"] == platform.python_version()
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["torch_threads"] == 1 and env["dtype"] == "float32"
+    assert env["kernel_settings"]["MKL_CBWR"] == "COMPATIBLE"
+    assert env["cores"] >= 1 and env["cpu"] and env["date"][:2] == "20"
+    assert 0 < results["wall_seconds"] < elapsed
+    assert lines[1] == format_environment(env)
+    assert lines[1].startswith(f"skcl {__version__}, torch {torch.__version__}, ")
+    assert f"{env['cpu_capability']} kernels, 1 torch thread, float32" in lines[1]
+    assert lines[1].endswith(", MKL_CBWR=COMPATIBLE")
+    assert lines[2].startswith("strategy ")
+
+
+def test_the_environment_line_reads_as_written():
+    from skcl._benchmark import format_environment
+
+    env = dict(
+        skcl="0.1.0",
+        torch="2.13.0+cpu",
+        sklearn="1.9.1",
+        skorch="1.4.0",
+        numpy="2.4.6",
+        python="3.11.7",
+        cpu="AMD EPYC 7B13",
+        cores=2,
+        cpu_capability="AVX2",
+        torch_threads=2,
+        dtype="float64",
+        kernel_settings={"ATEN_CPU_CAPABILITY": "default"},
+    )
+    assert format_environment(env) == (
+        "skcl 0.1.0, torch 2.13.0+cpu, scikit-learn 1.9.1, skorch 1.4.0, numpy 2.4.6, "
+        "Python 3.11.7; AMD EPYC 7B13, 2 cores, AVX2 kernels, 2 torch threads, "
+        "float64, ATEN_CPU_CAPABILITY=default"
+    )

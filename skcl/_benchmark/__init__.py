@@ -6,6 +6,7 @@ The command line, ``benchmarks/`` and the tests import these names from here.
 from ._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
 from ._report import (
     format_divergences,
+    format_environment,
     format_table,
     summarize,
     write_files,
@@ -13,6 +14,7 @@ from ._report import (
 )
 from ._runner import (
     cached_stream,
+    environment,
     run_in_worker,
     run_seeds_in_worker,
     run_seeds_together,
@@ -29,7 +31,9 @@ __all__ = [
     "STRATEGIES",
     "STREAMS",
     "cached_stream",
+    "environment",
     "format_divergences",
+    "format_environment",
     "format_table",
     "load_stream",
     "regime_of",

@@ -109,12 +109,31 @@ def mean_matrices(results):
     }
 
 
-def write_files(results, rows, config, output):
+def format_environment(environment):
+    """Return the line of the output that says what the scores depend on.
+
+    ``environment`` is :func:`~skcl._benchmark._runner.environment`'s dict.
+    """
+    env = environment
+    threads = env["torch_threads"]
+    settings = "".join(f", {k}={v}" for k, v in env["kernel_settings"].items())
+    return (
+        f"skcl {env['skcl']}, torch {env['torch']}, scikit-learn {env['sklearn']}, "
+        f"skorch {env['skorch']}, numpy {env['numpy']}, Python {env['python']}; "
+        f"{env['cpu']}, {env['cores']} cores, {env['cpu_capability']} kernels, "
+        f"{threads} torch thread{'s' * (threads != 1)}, {env['dtype']}{settings}"
+    )
+
+
+def write_files(results, rows, config, output, *, environment=None, seconds=None):
     """Write ``results.json`` and ``summary.csv`` and return their paths.
 
-    ``results.json`` holds the configuration, the summary rows, every run and,
-    under ``matrices``, the mean and std over seeds of each strategy's
-    accuracy matrix (those the heatmaps show).
+    ``results.json`` holds the configuration, the ``environment`` the scores
+    depend on (versions, CPU, kernels, threads, dtype; see
+    :func:`~skcl._benchmark._runner.environment`), ``wall_seconds`` (the run's
+    wall time up to the table: loading, training and scoring), the summary
+    rows, every run and, under ``matrices``, the mean and std over seeds of
+    each strategy's accuracy matrix (those the heatmaps show).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -126,8 +145,14 @@ def write_files(results, rows, config, output):
         }
         for strategy, m in mean_matrices(results).items()
     }
-    document = {"config": config, "summary": rows, "matrices": matrices}
-    document["runs"] = results
+    document = {
+        "config": config,
+        "environment": environment,
+        "wall_seconds": seconds,
+        "summary": rows,
+        "matrices": matrices,
+        "runs": results,
+    }
     with open(output / "results.json", "w") as f:
         json.dump(_nan_to_none(document), f, indent=2, allow_nan=False)
     with open(output / "summary.csv", "w", newline="") as f:

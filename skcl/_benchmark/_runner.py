@@ -1,5 +1,8 @@
 """One run: a strategy with one seed on a stream, scored on the held-out tasks."""
 
+import datetime
+import os
+import platform
 import time
 
 import numpy as np
@@ -16,6 +19,8 @@ from ..metrics import (
 )
 
 _JOINT_CHUNK = 60_000
+# Environment variables that change which float kernels run, hence the scores.
+_KERNEL_SETTINGS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS")
 
 
 def run_strategy(stream, strategy, params, seed, *, progress=None):
@@ -288,3 +293,45 @@ def cached_stream(**stream_args):
         _STREAMS.clear()
         _STREAMS[key] = load_stream(**stream_args)
     return _STREAMS[key]
+
+
+def environment():
+    """What a reader needs to compare two runs' scores.
+
+    The versions of skcl and of what it trains with, Python, the CPU, the
+    float kernels torch picked for it (``cpu_capability``), the torch threads,
+    the default dtype and the environment variables that change the kernels.
+    Two runs that agree on all of it give bitwise the same scores; float32
+    training moves with any of it (``docs/benchmarks.md`` measures by how much).
+    """
+    import sklearn
+    import skorch
+
+    from .. import __version__
+
+    return dict(
+        skcl=__version__,
+        torch=torch.__version__,
+        sklearn=sklearn.__version__,
+        skorch=skorch.__version__,
+        numpy=np.__version__,
+        python=platform.python_version(),
+        cpu=_cpu_name(),
+        cores=os.cpu_count(),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        torch_threads=torch.get_num_threads(),
+        dtype=str(torch.get_default_dtype()).removeprefix("torch."),
+        kernel_settings={k: os.environ[k] for k in _KERNEL_SETTINGS if k in os.environ},
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
