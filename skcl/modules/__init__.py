@@ -1,6 +1,7 @@
 """Ready-made networks whose input and output sizes the estimators infer."""
 
 from ._cnn import CNN
+from ._crelu import CReLU
 from ._mlp import MLP
 
-__all__ = ["CNN", "MLP"]
+__all__ = ["CNN", "CReLU", "MLP"]

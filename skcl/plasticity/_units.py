@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..modules import MLP
+from ..modules import MLP, CReLU
 
 # The activations whose units are identified, as functions of the features.
 _ACTIVATIONS = {
@@ -20,6 +20,7 @@ _ACTIVATIONS = {
     nn.ELU: F.elu,
     nn.Softplus: F.softplus,
     nn.Identity: lambda h: h,
+    CReLU: lambda h: F.relu(torch.cat([h, -h], dim=-1)),
 }
 
 
@@ -42,8 +43,10 @@ class HiddenLayer(NamedTuple):
     out_bias: int | None
 
 
-def hidden_layers(module, owner):
+def hidden_layers(module, owner, *, crelu=False):
     """Return the :class:`HiddenLayer` list of ``module``.
+
+    CReLU activations (two features per unit) are refused unless ``crelu``.
 
     Raises
     ------
@@ -57,10 +60,11 @@ def hidden_layers(module, owner):
     if leaves and type(leaves[0]) is nn.Flatten:
         leaves = leaves[1:]
     linear = [i for i, leaf in enumerate(leaves) if type(leaf) is nn.Linear]
+    known = (nn.Linear, nn.LayerNorm, nn.Dropout, *_ACTIVATIONS)
     bad = [
         type(leaf).__name__
         for leaf in leaves
-        if type(leaf) not in (nn.Linear, nn.LayerNorm, nn.Dropout, *_ACTIVATIONS)
+        if type(leaf) not in known or (type(leaf) is CReLU and not crelu)
     ]
     frozen = any(not p.requires_grad for p in module.parameters())
     if bad or frozen or not linear or linear[-1] != len(leaves) - 1:

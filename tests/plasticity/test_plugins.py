@@ -335,11 +335,12 @@ def test_a_loaded_state_that_does_not_fit_is_refused(
 
 
 @pytest.mark.parametrize("plugin", [ReDO(), ContinualBackprop()])
-def test_networks_without_identified_units_are_refused_before_training(plugin):
+@pytest.mark.parametrize("network", ["cnn", "crelu"])
+def test_networks_without_identified_units_are_refused_before_training(plugin, network):
     X = np.random.RandomState(0).normal(size=(20, 1, 8, 8)).astype(np.float32)
-    clf = ContinualClassifier(module=CNN, penalty=plugin, max_epochs=1)
-    with pytest.raises(
-        TypeError, match=f"{type(plugin).__name__} finds the hidden units"
-    ):
-        clf.fit(X, np.arange(20) % 2)
+    params = {"cnn": dict(module=CNN), "crelu": dict(module__activation="crelu")}
+    clf = ContinualClassifier(penalty=plugin, max_epochs=1, **params[network])
+    name = type(plugin).__name__
+    with pytest.raises(TypeError, match=f"{name} finds the hidden units"):
+        clf.fit(X if network == "cnn" else X.reshape(20, -1), np.arange(20) % 2)
     assert not hasattr(clf, "tasks_")
