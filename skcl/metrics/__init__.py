@@ -5,6 +5,7 @@ training order); :func:`accuracy_matrix` computes it from a fitted estimator's
 per-task snapshots and held-out data.
 """
 
+from ..plasticity._diagnostics import srank
 from ._functions import (
     average_accuracy,
     average_incremental_accuracy,
@@ -14,7 +15,15 @@ from ._functions import (
     learning_accuracy,
 )
 from ._matrix import accuracy_matrix, initial_scores
+from ._online import (
+    online_accuracy,
+    online_scorer,
+    plasticity_diagnostics,
+    prequential_scores,
+    total_online_accuracy,
+)
 from ._plot.accuracy_matrix import AccuracyMatrixDisplay
+from ._plot.online_accuracy import OnlineAccuracyDisplay
 from ._plot.task_accuracy import TaskAccuracyDisplay
 from ._scorer import (
     MissingTaskIdError,
@@ -26,6 +35,7 @@ from ._scorer import (
 __all__ = [
     "AccuracyMatrixDisplay",
     "MissingTaskIdError",
+    "OnlineAccuracyDisplay",
     "TaskAccuracyDisplay",
     "accuracy_matrix",
     "average_accuracy",
@@ -38,4 +48,10 @@ __all__ = [
     "initial_scores",
     "learning_accuracy",
     "make_continual_scorer",
+    "online_accuracy",
+    "online_scorer",
+    "plasticity_diagnostics",
+    "prequential_scores",
+    "srank",
+    "total_online_accuracy",
 ]

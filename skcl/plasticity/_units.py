@@ -182,9 +182,9 @@ def merge_masks(masks, more):
     ]
 
 
-def layer_tuples(net, owner):
+def layer_tuples(net, owner, *, crelu=False):
     """The hidden layers of ``net.module_`` as the plain tuples plug-ins keep."""
-    return [tuple(layer) for layer in hidden_layers(net.module_, owner)]
+    return [tuple(layer) for layer in hidden_layers(net.module_, owner, crelu=crelu)]
 
 
 def check_units(plugin, net, per_unit, *, nonnegative=()):
