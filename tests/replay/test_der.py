@@ -70,7 +70,7 @@ def test_fit_equals_partial_fit_sequence(digits_stream):
     check_fit_equals_partial_fit(DER(memory_size=50), digits_stream)
 
 
-def test_random_state_seeds_the_memory(digits_stream):
+def test_random_state_seeds_the_memory(digits_stream, one_torch_thread):
     check_random_state_seeds_the_memory(DER(memory_size=50), digits_stream)
 
 
@@ -84,7 +84,7 @@ def test_failed_chunk_rolls_the_memory_back_bitwise(digits_stream):
     check_failed_chunk_rolls_back_bitwise(DER(memory_size=50), digits_stream)
 
 
-def test_forgets_less_than_naive_on_split_digits():
+def test_forgets_less_than_naive_on_split_digits(one_torch_thread):
     check_forgets_less_than_naive(DER(alpha=0.5, memory_size=200))
 
 
