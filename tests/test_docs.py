@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "skcl",
     "skcl.penalties",
     "skcl.replay",
+    "skcl.plasticity",
     "skcl.metrics",
     "skcl.datasets",
     "skcl.callbacks",

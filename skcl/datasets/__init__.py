@@ -11,6 +11,7 @@ from ._digits import load_digits_stream
 from ._idx import load_idx
 from ._mnist import fetch_mnist
 from ._permuted import make_permuted_stream
+from ._plasticity_mnist import iter_permuted_mnist, make_random_label_mnist
 from ._random_label import make_random_label_stream
 from ._rotated import make_rotated_stream
 from ._split import make_split_stream
@@ -21,9 +22,11 @@ __all__ = [
     "fetch_mnist",
     "load_diabetes_stream",
     "load_digits_stream",
+    "iter_permuted_mnist",
     "load_idx",
     "load_wine_stream",
     "make_permuted_stream",
+    "make_random_label_mnist",
     "make_random_label_stream",
     "make_rotated_stream",
     "make_split_stream",
