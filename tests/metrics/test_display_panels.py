@@ -1,14 +1,15 @@
-"""AccuracyMatrixDisplay draws a dict of matrices as the user guide says.
+"""The displays as the user guide describes them.
 
-One panel per entry (at most three per row), titled with its name, all on one
-colour scale with one colorbar; from matrices, from estimators, or on the
-user's axes.
+AccuracyMatrixDisplay draws a dict of matrices in one panel per entry (at
+most three per row), titled with its name, all on one colour scale with one
+colorbar; from matrices, from estimators, or on the user's axes.
+TaskAccuracyDisplay never gives neighbouring tasks one hue.
 """
 
 import numpy as np
 import pytest
 
-from skcl.metrics import AccuracyMatrixDisplay
+from skcl.metrics import AccuracyMatrixDisplay, TaskAccuracyDisplay
 
 mpl = pytest.importorskip("matplotlib")
 mpl.use("Agg")
@@ -61,7 +62,13 @@ def test_panels_form_rows_of_three_and_options_apply_to_each():
     )
     rows = {round(ax.get_position().y0, 3) for ax in display.ax_}
     assert len(rows) == 2 and len(display.figure_.axes) == 5
-    assert [bool(ax.get_ylabel()) for ax in display.ax_] == [True, False, False, True, False]
+    assert [bool(ax.get_ylabel()) for ax in display.ax_] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert display.text_ is None and display.colorbar_ is None
     assert {(im.norm.vmin, im.norm.vmax) for im in display.im_} == {(0, 1)}
 
@@ -101,3 +108,19 @@ def test_a_dict_of_estimators(make_fake, make_stream, expected_R):
 def test_a_bad_dict_is_refused_with_what_to_pass(matrices, match):
     with pytest.raises(ValueError, match=match):
         AccuracyMatrixDisplay.from_matrix(matrices)
+
+
+def test_up_to_twenty_tasks_neighbours_never_share_a_hue():
+    """tab20 pairs a dark and a light shade of each hue: tasks k and k + 10 get them."""
+    n = 20
+    R = np.tril(np.full((n, n), 0.9)) + np.triu(np.full((n, n), 0.1), 1)
+    display = TaskAccuracyDisplay.from_matrix({"a": R, "b": R})
+    tab20 = list(mpl.colormaps["tab20"].colors)
+    for lines in display.lines_:
+        hue = [tab20.index(mpl.colors.to_rgb(line.get_color())) // 2 for line in lines]
+        assert hue == list(range(10)) * 2
+        shade = [tab20.index(mpl.colors.to_rgb(line.get_color())) % 2 for line in lines]
+        assert shade == [0] * 10 + [1] * 10
+        assert [line.get_marker() for line in lines] == ["o"] * 10 + ["s"] * 10
+    labels = [text.get_text() for text in display.legend_.get_texts()]
+    assert labels == [f"task {i}" for i in range(n)]

@@ -28,18 +28,29 @@ def tick_step(n, max_ticks=10):
 def task_colors(n, cmap=None):
     """Return ``n`` colours, one per task.
 
-    By default tab10 up to 10 tasks, tab20 up to 20, and viridis sampled evenly
-    beyond, so that task order reads as a gradient. A listed colormap with
-    enough colours gives its first ``n``; any other is sampled evenly.
+    By default tab10 up to 10 tasks; up to 20, tab20's ten dark hues for the
+    first ten tasks and its ten light ones for the next (neighbouring tasks
+    never share a hue, and :func:`task_marker` tells a hue's two tasks
+    apart); viridis sampled evenly beyond, so that task order reads as a
+    gradient. A listed colormap with enough colours gives its first ``n``;
+    any other is sampled evenly.
     """
     import matplotlib as mpl
 
+    if cmap is None and 10 < n <= MAX_LEGEND:
+        tab20 = mpl.colormaps["tab20"].colors
+        return [*tab20[0::2], *tab20[1::2]][:n]
     if cmap is None:
-        cmap = "tab10" if n <= 10 else "tab20" if n <= MAX_LEGEND else "viridis"
+        cmap = "tab10" if n <= 10 else "viridis"
     cmap = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
     if isinstance(cmap, mpl.colors.ListedColormap) and cmap.N >= n and cmap.N <= 20:
         return [cmap(i) for i in range(n)]
     return [cmap(x) for x in np.linspace(0, 1, n)]
+
+
+def task_marker(i):
+    """The marker of task ``i``: circles for the first ten, then squares."""
+    return "o" if i < 10 else "s"
 
 
 def fitting_fontsize(ax, n_rows, n_columns, sample):

@@ -6,6 +6,7 @@ from ._style import (
     PANELS_PER_ROW,
     panel_grid,
     task_colors,
+    task_marker,
     tick_step,
 )
 from ._validation import _check_axes, _check_display_matrices, _estimator_matrices
@@ -93,10 +94,12 @@ class TaskAccuracyDisplay:
             training too.
 
         cmap : str or matplotlib Colormap, default=None
-            Colours of the tasks. If None, tab10 up to 10 tasks, tab20 up to
-            20 and viridis beyond (early tasks dark, late ones bright). A
-            qualitative colormap with enough colours gives its first ones;
-            others are sampled evenly.
+            Colours of the tasks. If None, tab10 up to 10 tasks; up to 20,
+            tab20's dark hues for tasks 0-9 and its light ones for 10-19 (with
+            square markers instead of circles), so that neighbouring tasks
+            never share a hue; viridis beyond (early tasks dark, late ones
+            bright). A qualitative colormap with enough colours gives its
+            first ones; others are sampled evenly.
 
         legend : bool or "auto", default="auto"
             Whether to name the tasks in a legend. The legend is a figure
@@ -170,8 +173,9 @@ class TaskAccuracyDisplay:
             )
         colors = task_colors(n_columns, cmap)
         style = {"linewidth": 1.5 if n_columns <= 10 else 1.0}
-        if self.steps is None and n_tasks <= MAX_LEGEND:
-            style.update(marker="o", markersize=4 if n_columns <= 10 else 3)
+        markers = self.steps is None and n_tasks <= MAX_LEGEND
+        if markers:
+            style.update(markersize=4 if n_columns <= 10 else 3)
         self.lines_ = np.full((len(matrices), n_columns), None, dtype=object)
         for k, (name, R) in enumerate(matrices.items()):
             for i in range(n_columns):
@@ -182,6 +186,7 @@ class TaskAccuracyDisplay:
                         R[start:, i],
                         **{
                             **style,
+                            **({"marker": task_marker(i)} if markers else {}),
                             "color": colors[i],
                             "label": f"task {labels[i]}",
                             **(line_kw or {}),
