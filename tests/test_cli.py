@@ -622,6 +622,7 @@ def test_results_and_header_say_what_the_scores_depend_on(
     assert env["torch_threads"] == 1 and env["dtype"] == "float32"
     assert env["kernel_settings"]["MKL_CBWR"] == "COMPATIBLE"
     assert env["cores"] >= 1 and env["cpu"] and env["date"][:2] == "20"
+    assert env["load_average"] >= 0
     assert 0 < results["wall_seconds"] < elapsed
     assert lines[1] == format_environment(env)
     assert lines[1].startswith(f"skcl {__version__}, torch {torch.__version__}, ")

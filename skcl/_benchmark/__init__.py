@@ -7,6 +7,7 @@ from ._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
 from ._report import (
     format_divergences,
     format_environment,
+    format_markdown,
     format_table,
     summarize,
     write_files,
@@ -34,6 +35,7 @@ __all__ = [
     "environment",
     "format_divergences",
     "format_environment",
+    "format_markdown",
     "format_table",
     "load_stream",
     "regime_of",

@@ -8,6 +8,13 @@ import numpy as np
 
 METRICS = ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
 _HEADERS = ("accuracy", "forgetting", "BWT", "learning acc.", "train s")
+_LONG_HEADERS = (
+    "average accuracy",
+    "forgetting",
+    "backward transfer",
+    "learning accuracy",
+    "train s",
+)
 
 
 def summarize(results, strategies):
@@ -30,26 +37,10 @@ def format_table(rows):
     """Return the summary as an aligned text table (mean ± std over seeds).
 
     Runs that diverged are left out of the means and counted in the name; a
-    strategy all of whose runs diverged shows ``-``.
+    strategy all of whose runs diverged shows ``-``. The training time is the
+    mean over the seeds.
     """
-    cells = [("strategy", *_HEADERS)]
-    for row in rows:
-        diverged = row["n_diverged"]
-        kept = row["n_seeds"] - diverged
-        cells.append(
-            (
-                row["strategy"] + (f" ({diverged} diverged)" if diverged else ""),
-                *(
-                    "-"
-                    if not kept
-                    else f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
-                    if kept > 1
-                    else f"{row[k]:.3f}"
-                    for k in METRICS
-                ),
-                "-" if not kept else f"{row['seconds']:.1f}",
-            )
-        )
+    cells = [("strategy", *_HEADERS), *_cells(rows)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     lines = [
         "  ".join(
@@ -60,6 +51,35 @@ def format_table(rows):
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_markdown(rows):
+    """Return the summary as a Markdown table, the cells of :func:`format_table`.
+
+    ``docs/benchmarks.md`` quotes its tables in this form.
+    """
+    cells = [("strategy", *_LONG_HEADERS), *_cells(rows)]
+    lines = ["| " + " | ".join(line) + " |" for line in cells]
+    lines.insert(1, "|" + "---|" * len(cells[0]))
+    return "\n".join(lines)
+
+
+def _cells(rows):
+    for row in rows:
+        diverged = row["n_diverged"]
+        kept = row["n_seeds"] - diverged
+        yield (
+            row["strategy"] + (f" ({diverged} diverged)" if diverged else ""),
+            *(
+                "-"
+                if not kept
+                else f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
+                if kept > 1
+                else f"{row[k]:.3f}"
+                for k in METRICS
+            ),
+            "-" if not kept else f"{row['seconds']:.1f}",
+        )
 
 
 def format_divergences(results, params):

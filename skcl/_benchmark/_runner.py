@@ -303,6 +303,8 @@ def environment():
     the default dtype and the environment variables that change the kernels.
     Two runs that agree on all of it give bitwise the same scores; float32
     training moves with any of it (``docs/benchmarks.md`` measures by how much).
+    For reading wall times, the date and the machine's load average (over the
+    last minute, where the system reports one) when the run began.
     """
     import sklearn
     import skorch
@@ -323,6 +325,7 @@ def environment():
         dtype=str(torch.get_default_dtype()).removeprefix("torch."),
         kernel_settings={k: os.environ[k] for k in _KERNEL_SETTINGS if k in os.environ},
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     )
 
 
