@@ -2,6 +2,8 @@ from torch import nn
 
 from ._crelu import CReLU
 
+INITS = ("default", "xavier_uniform")
+
 
 class MLP(nn.Module):
     """Multi-layer perceptron with dropout, the estimators' default module.
@@ -31,6 +33,12 @@ class MLP(nn.Module):
         the module's own autograd alone (and under ``torch.func.vmap`` in a
         stack): the batched kernels cover linear, elementwise and dropout
         layers only.
+    init : {"default", "xavier_uniform"}, default="default"
+        The initial weights: PyTorch's default for :class:`torch.nn.Linear`,
+        or Xavier-uniform weights (Glorot & Bengio, 2010: uniform in
+        ``+-sqrt(6 / (fan_in + fan_out))``) and zero biases, as the DER
+        paper's MLP (Mammoth's ``MNISTMLP``). The draws use torch's global
+        generator, which the estimators seed from ``random_state``.
 
     Examples
     --------
@@ -49,8 +57,11 @@ class MLP(nn.Module):
         dropout=0.0,
         activation=nn.ReLU,
         layer_norm=False,
+        init="default",
     ):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}; got {init!r}.")
         crelu = isinstance(activation, str) and activation == "crelu"
         if isinstance(activation, str) and not crelu:
             raise ValueError(
@@ -69,6 +80,11 @@ class MLP(nn.Module):
             width = 2 * size if crelu else size
         layers.append(nn.Linear(width, output_dim))
         self.layers = nn.Sequential(*layers)
+        if init == "xavier_uniform":
+            for layer in self.layers:
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, X):
         return self.layers(X.flatten(1))
