@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _tolerance import tolerance, training_operations
 from skorch.callbacks import Callback
 
 import skcl
@@ -124,3 +125,31 @@ def clone_of(replay):
     from sklearn.base import clone
 
     return clone(replay)
+
+
+def check_stacks_like_alone(replay, stream):
+    """Two learning rates train as one stack (float64), each as alone."""
+    from sklearn.base import clone
+    from torch import nn
+
+    from skcl._engine._fit import fit_together
+
+    X, y, t = stream
+    X = X.astype(np.float64)
+    module = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).double()
+    base = make(clone_of(replay), module=module)
+    estimators = [clone(base).set_params(lr=lr) for lr in (0.05, 0.1)]
+    together, reason = fit_together(estimators, X, y, t)
+    assert reason is None
+    for stacked, alone in zip(together, estimators, strict=True):
+        alone.fit(X, y, task_id=t)
+        assert_same_memory(stacked, alone)
+        got, expected = (
+            torch.cat([p.detach().ravel() for p in e.module_.parameters()])
+            for e in (stacked, alone)
+        )
+        # Each sample (the memory's too, at most 4 batches' worth) is trained
+        # by both at every epoch, in another order of roundings.
+        samples = 4 * len(X) * alone.max_epochs
+        bound = tolerance(training_operations(alone.module_, samples), expected)
+        torch.testing.assert_close(got, expected, atol=bound, rtol=0)

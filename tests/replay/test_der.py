@@ -12,6 +12,7 @@ from _checks import (
     check_forgets_less_than_naive,
     check_random_state_seeds_the_memory,
     check_save_load_and_pickle_bitwise,
+    check_stacks_like_alone,
     make,
 )
 from _tolerance import tolerance, training_operations
@@ -64,6 +65,10 @@ def test_der_trains_like_a_hand_written_loop(digits_stream):
         expected = torch.cat([p.detach().ravel() for p in hand.parameters()])
         bound = tolerance(training_operations(hand, samples), expected)
         torch.testing.assert_close(got, expected, atol=bound, rtol=0)
+
+
+def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+    check_stacks_like_alone(DER(memory_size=50), digits_stream)
 
 
 def test_fit_equals_partial_fit_sequence(digits_stream):

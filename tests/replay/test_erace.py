@@ -10,6 +10,7 @@ from _checks import (
     check_forgets_less_than_naive,
     check_random_state_seeds_the_memory,
     check_save_load_and_pickle_bitwise,
+    check_stacks_like_alone,
     make,
 )
 from _tolerance import tolerance, training_operations
@@ -89,6 +90,10 @@ def test_multi_head_trains_on_a_split_stream():
     )
     clf = make(ERACE(memory_size=100), multi_head=True).fit(X, y, task_id=t)
     assert clf.score(X_test, y_test, task_id=t_test) > 0.9
+
+
+def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+    check_stacks_like_alone(ERACE(memory_size=50), digits_stream)
 
 
 def test_fit_equals_partial_fit_sequence(digits_stream):

@@ -9,6 +9,7 @@ from _checks import (
     check_forgets_less_than_naive,
     check_random_state_seeds_the_memory,
     check_save_load_and_pickle_bitwise,
+    check_stacks_like_alone,
     make,
 )
 
@@ -117,6 +118,10 @@ def test_predictions_come_from_the_retrained_network(digits_stream):
     # training (at lr 1e-6) could not have.
     assert torch.bincount(memory.y, minlength=10).tolist() == [6] * 10
     assert clf.score(memory.X.numpy(), memory.y.numpy()) > 0.9
+
+
+def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+    check_stacks_like_alone(GDumb(**FAST), digits_stream)
 
 
 def test_fit_equals_partial_fit_sequence(digits_stream):

@@ -11,6 +11,7 @@ from _checks import (
     check_forgets_less_than_naive,
     check_random_state_seeds_the_memory,
     check_save_load_and_pickle_bitwise,
+    check_stacks_like_alone,
     make,
 )
 from _tolerance import tolerance, training_operations
@@ -172,6 +173,10 @@ def test_gem_trains_like_a_hand_written_loop(digits_stream):
         bound = tolerance(training_operations(hand, samples), expected)
         torch.testing.assert_close(got, expected, atol=bound, rtol=0)
     assert clf.replay_.n_projected_ == projected > 0
+
+
+def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+    check_stacks_like_alone(GEM(memory_size=20), digits_stream)
 
 
 def test_fit_equals_partial_fit_sequence(digits_stream):
