@@ -20,7 +20,7 @@ from skcl._benchmark import (
 from skcl.cli import main
 from skcl.datasets import fetch_mnist
 from skcl.penalties import EWC
-from skcl.replay import AGEM, DERPP, ER
+from skcl.replay import AGEM, DER, DERPP, ER, ERACE, GEM, GDumb
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(
@@ -197,7 +197,8 @@ def test_presets_apply_overrides():
         "ewc+er",
     }  # fmt: skip
     assert {s for s, p in presets.items() if p.get("replay") is not None} == {
-        "er", "agem", "der++", "stable-sgd+er", "ewc+er"
+        "er", "agem", "der++", "stable-sgd+er", "ewc+er", "der", "er-ace", "gem",
+        "gdumb",
     }  # fmt: skip
 
 
@@ -219,13 +220,33 @@ def test_replay_presets_follow_table_2_and_take_the_memory_size():
         strategy_params("er", "digits", {})
 
 
+def test_memory_method_presets_take_the_memory_size():
+    """The total memory: a reservoir for DER and ER-ACE, GDumb's balanced
+    memory, and GEM's split evenly over the tasks (the DER paper's)."""
+    presets = {
+        s: strategy_params(s, "digits", {"memory_size": 200}, n_tasks=5)
+        for s in ("der", "er-ace", "gem", "gdumb")
+    }
+    assert [type(p["replay"]) for p in presets.values()] == [DER, ERACE, GEM, GDumb]
+    assert [p["replay"].memory_size for p in presets.values()] == [200, 200, 40, 200]
+    assert presets["der"]["replay"].alpha == 0.1 and presets["gdumb"]["max_epochs"] == 1
+    gem = strategy_params("gem", "mnist-permuted", {}, n_tasks=20)
+    assert gem["replay"].memory_size == 10 and gem["lr"] == 0.1
+
+
 def test_benchmark_runs_the_replay_strategies(tmp_path, capsys):
-    args = ["benchmark", "--strategies", "er,agem,der++,lwf", "--n-tasks", "2"]
+    strategies = ["er", "agem", "der++", "lwf", "der", "er-ace", "gem", "gdumb"]
+    args = ["benchmark", "--strategies", ",".join(strategies), "--n-tasks", "2"]
     args += ["--seeds", "1", "--epochs", "1", "--hidden", "16", "--memory-size", "7"]
     assert main([*args, "--no-plots", "--quiet", "--output", str(tmp_path)]) == 0
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert [r["strategy"] for r in runs] == ["er", "agem", "der++", "lwf"]
-    assert all(not r["diverged"] and r["average_accuracy"] > 0.3 for r in runs)
+    assert [r["strategy"] for r in runs] == strategies
+    # GDumb learns 10 classes from its 7 samples alone: above chance only.
+    floor = {"gdumb": 0.15}
+    assert all(
+        not r["diverged"] and r["average_accuracy"] > floor.get(r["strategy"], 0.3)
+        for r in runs
+    )
     assert (
         json.loads((tmp_path / "results.json").read_text())["config"]["memory_size"]
         == 7

@@ -1,7 +1,7 @@
 """Named strategies and the training regimes they use on each family of streams."""
 
 from ..penalties import EWC, L2, MAS, SI, L2Init, LwF
-from ..replay import AGEM, DERPP, ER
+from ..replay import AGEM, DER, DERPP, ER, ERACE, GEM, GDumb
 
 STRATEGIES = (
     "naive",
@@ -16,6 +16,10 @@ STRATEGIES = (
     "er",
     "agem",
     "der++",
+    "der",
+    "er-ace",
+    "gem",
+    "gdumb",
     "lwf",
     "stable-sgd+er",
     "ewc+er",
@@ -109,7 +113,17 @@ _PENALTIES = {
     "stable-sgd+ewc": lambda lam: EWC(lam=lam),
     "ewc+er": lambda lam: EWC(lam=lam),
 }
-_MEMORY_STRATEGIES = ("er", "agem", "der++", "lwf", "ewc+er")
+_MEMORY_STRATEGIES = (
+    "er",
+    "agem",
+    "der++",
+    "der",
+    "er-ace",
+    "gem",
+    "gdumb",
+    "lwf",
+    "ewc+er",
+)
 
 # Command-line overrides and the estimator parameters they set.
 OVERRIDES = {
@@ -131,8 +145,11 @@ def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
     ``"memory_size"`` to values that replace the preset's (None keeps it).
     The replay strategies keep, as Table 2's baselines do, a few examples
     per class and task: A-GEM in per-class ring buffers (``memory_size`` is
-    then per class and task), ER and DER++ in a reservoir of ``per_class *
-    n_classes * n_tasks`` samples (``memory_size`` is the total).
+    then per class and task), ER, ER-ACE, DER and DER++ in a reservoir of
+    ``per_class * n_classes * n_tasks`` samples, GDumb in a class-balanced
+    memory of as many (``memory_size`` is the total), GEM in a memory per
+    task of ``total // n_tasks`` samples (the DER paper's split). GDumb
+    trains one epoch on the stream, which its retraining replaces.
     """
     family = REGIMES[regime]
     params = dict(family["base"])
@@ -159,14 +176,27 @@ def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
     size = overrides.get("memory_size")
     if strategy == "agem":
         params["replay"] = AGEM(memory_size=size or replay["per_class"])
-    elif strategy in ("er", "der++", "stable-sgd+er", "ewc+er"):
+    elif strategy in _RESERVOIRS or strategy in ("gem", "gdumb"):
         if size is None:
             if n_tasks is None:
                 raise ValueError(f"{strategy} needs n_tasks or a memory_size.")
             size = replay["per_class"] * n_classes * n_tasks
-        params["replay"] = (
-            DERPP(memory_size=size, **replay["der++"])
-            if strategy == "der++"
-            else ER(memory_size=size)
-        )
+        if strategy == "gem":
+            params["replay"] = GEM(memory_size=max(1, size // (n_tasks or 1)))
+        elif strategy == "gdumb":
+            params["replay"] = GDumb(memory_size=size)
+            if overrides.get("epochs") is None:
+                params["max_epochs"] = 1
+        else:
+            params["replay"] = _RESERVOIRS[strategy](size, replay["der++"])
     return params
+
+
+_RESERVOIRS = {
+    "er": lambda size, _: ER(memory_size=size),
+    "stable-sgd+er": lambda size, _: ER(memory_size=size),
+    "ewc+er": lambda size, _: ER(memory_size=size),
+    "er-ace": lambda size, _: ERACE(memory_size=size),
+    "der++": lambda size, der: DERPP(memory_size=size, **der),
+    "der": lambda size, der: DER(memory_size=size, alpha=der["alpha"]),
+}
