@@ -512,6 +512,13 @@ def _benchmark(args):
     results.sort(key=lambda r: args.strategies.index(r["strategy"]))
     rows = summarize(results, args.strategies)
     print(format_table(rows))
+    if rows and "task_il_accuracy" in rows[0]:
+        print("task-incremental accuracy (argmax over each task's classes):")
+        for row in rows:
+            print(
+                f"  {row['strategy']}: {row['task_il_accuracy']:.3f} ± "
+                f"{row['task_il_accuracy_std']:.3f}"
+            )
     seconds = time.perf_counter() - start
     divergences = format_divergences(results, params)
     if divergences:

@@ -198,7 +198,7 @@ def test_presets_apply_overrides():
     }  # fmt: skip
     assert {s for s, p in presets.items() if p.get("replay") is not None} == {
         "er", "agem", "der++", "stable-sgd+er", "ewc+er", "der", "er-ace", "gem",
-        "gdumb",
+        "gdumb", "icarl", "bic",
     }  # fmt: skip
 
 

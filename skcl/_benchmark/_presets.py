@@ -1,7 +1,8 @@
 """Named strategies and the training regimes they use on each family of streams."""
 
 from ..penalties import EWC, L2, MAS, SI, L2Init, LwF
-from ..replay import AGEM, DER, DERPP, ER, ERACE, GEM, GDumb
+from ..replay import AGEM, DER, DERPP, ER, ERACE, GEM, BiC, GDumb, ICaRL
+from ._der_presets import DER_REGIMES, der_params
 
 STRATEGIES = (
     "naive",
@@ -20,6 +21,8 @@ STRATEGIES = (
     "er-ace",
     "gem",
     "gdumb",
+    "icarl",
+    "bic",
     "lwf",
     "stable-sgd+er",
     "ewc+er",
@@ -101,6 +104,7 @@ REGIMES = {
         "memory": _MNIST_MEMORY,
         "replay": _MNIST_REPLAY,
     },
+    **DER_REGIMES,
 }
 
 _PENALTIES = {
@@ -121,6 +125,8 @@ _MEMORY_STRATEGIES = (
     "er-ace",
     "gem",
     "gdumb",
+    "icarl",
+    "bic",
     "lwf",
     "ewc+er",
 )
@@ -149,8 +155,13 @@ def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
     ``per_class * n_classes * n_tasks`` samples, GDumb in a class-balanced
     memory of as many (``memory_size`` is the total), GEM in a memory per
     task of ``total // n_tasks`` samples (the DER paper's split). GDumb
-    trains one epoch on the stream, which its retraining replaces.
+    trains one epoch on the stream, which its retraining replaces. iCaRL and
+    BiC keep as many samples as ER. On the DER paper's streams (``seq-mnist``,
+    ``der-permuted-mnist``, ``der-rotated-mnist``) the paper's best settings
+    per memory size apply instead (``_der_presets.der_params``).
     """
+    if regime in DER_REGIMES:
+        return der_params(strategy, regime, overrides, n_tasks=n_tasks)
     family = REGIMES[regime]
     params = dict(family["base"])
     if strategy in _MEMORY_STRATEGIES:
@@ -176,12 +187,14 @@ def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
     size = overrides.get("memory_size")
     if strategy == "agem":
         params["replay"] = AGEM(memory_size=size or replay["per_class"])
-    elif strategy in _RESERVOIRS or strategy in ("gem", "gdumb"):
+    elif strategy in _RESERVOIRS or strategy in ("gem", "gdumb", "icarl", "bic"):
         if size is None:
             if n_tasks is None:
                 raise ValueError(f"{strategy} needs n_tasks or a memory_size.")
             size = replay["per_class"] * n_classes * n_tasks
-        if strategy == "gem":
+        if strategy in ("icarl", "bic"):
+            params["replay"] = {"icarl": ICaRL, "bic": BiC}[strategy](memory_size=size)
+        elif strategy == "gem":
             params["replay"] = GEM(memory_size=max(1, size // (n_tasks or 1)))
         elif strategy == "gdumb":
             params["replay"] = GDumb(memory_size=size)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 METRICS = ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
+# Scores some streams add (seq-mnist's task-incremental accuracy).
+_OPTIONAL = ("task_il_accuracy",)
 _HEADERS = ("accuracy", "forgetting", "BWT", "learning acc.", "train s")
 _LONG_HEADERS = (
     "average accuracy",
@@ -25,7 +27,8 @@ def summarize(results, strategies):
         row = {"strategy": strategy, "n_seeds": len(runs)}
         row["n_diverged"] = sum(r["diverged"] for r in runs)
         kept = [r for r in runs if not r["diverged"]] or runs
-        for key in (*METRICS, "seconds"):
+        optional = [k for k in _OPTIONAL if all(k in r for r in kept)]
+        for key in (*METRICS, *optional, "seconds"):
             values = np.array([r[key] for r in kept], dtype=float)
             row[key] = float(values.mean())
             row[f"{key}_std"] = float(values.std())

@@ -103,12 +103,30 @@ def _run(stream, strategy, params, seed, progress, where):
 
 def _scores(clf, stream):
     R = accuracy_matrix(clf, stream.X_test, stream.y_test, stream.t_test)
-    return R, dict(
+    metrics = dict(
         average_accuracy=average_accuracy(R),
         forgetting=forgetting(R),
         backward_transfer=backward_transfer(R),
         learning_accuracy=learning_accuracy(R),
     )
+    if stream.task_classes is not None:
+        metrics["task_il_accuracy"] = task_il_accuracy(clf, stream)
+    return R, metrics
+
+
+def task_il_accuracy(clf, stream):
+    """The mean over tasks of the accuracy after the last task, each sample's
+    prediction the argmax over its task's classes (the DER paper's task-IL
+    score of a class-incremental fit)."""
+    scores = []
+    for k, classes in enumerate(stream.task_classes):
+        rows = stream.t_test == k
+        X, _ = clf._forward_inputs(stream.X_test[rows])
+        mask = torch.zeros(len(X), len(clf.classes_), dtype=torch.bool)
+        mask[:, np.searchsorted(clf.classes_, classes)] = True
+        index = clf._forward_tensor(X, mask).argmax(1).numpy()
+        scores.append(np.mean(clf.classes_[index] == stream.y_test[rows]))
+    return float(np.mean(scores))
 
 
 def _result(strategy, seed, R, seconds, metrics):

@@ -20,6 +20,9 @@ STREAMS = (
     "permuted-mnist",
     "rotated-mnist",
     "shared-split-mnist",
+    "seq-mnist",
+    "der-permuted-mnist",
+    "der-rotated-mnist",
 )
 # What each stream is, for ``skcl benchmark --help`` and the header of its
 # output: the scenario (van de Ven, Tuytelaars and Tolias, 2022: task-, domain-
@@ -34,6 +37,10 @@ SCENARIOS = {
     "permuted-mnist": "domain-incremental, one shared head",
     "rotated-mnist": "domain-incremental, one shared head",
     "shared-split-mnist": "domain-incremental, five shared outputs",
+    "seq-mnist": "class-incremental, one head for all 10 digits (and "
+    "task-incremental: each task's two outputs, from the same fit)",
+    "der-permuted-mnist": "domain-incremental, one shared head",
+    "der-rotated-mnist": "domain-incremental, one shared head",
 }
 DATA = {
     "permuted-digits": "scikit-learn's 8x8 digits, a new pixel permutation per "
@@ -52,6 +59,15 @@ DATA = {
     "shared-split-mnist": "MNIST in 2 tasks of 5 digits, 0-4 then 5-9 "
     "relabelled 0-4, no task given at test time; about 30,000 training and "
     "5,000 test images per task",
+    "seq-mnist": "the DER paper's Seq-MNIST: MNIST in 5 tasks of 2 digits "
+    "(0-1, ..., 8-9), scored over the 10 outputs (class-IL) and over the "
+    "task's 2 (task-IL); about 12,000 training and 2,000 test images per task",
+    "der-permuted-mnist": "the DER paper's P-MNIST: a new pixel permutation "
+    "for every task, the first too; 20 tasks of 60,000 training and 10,000 "
+    "test images",
+    "der-rotated-mnist": "the DER paper's R-MNIST: each task rotated by an "
+    "angle drawn uniformly in [0, 180) degrees; 20 tasks of 60,000 training "
+    "and 10,000 test images",
 }
 
 
@@ -72,6 +88,8 @@ class TaskStream:
     y_test: np.ndarray
     t_test: np.ndarray
     multi_head: bool = False
+    # Per task, its classes, where the stream is also scored task-incrementally.
+    task_classes: list | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def task(self, k):
@@ -85,6 +103,8 @@ def regime_of(name):
     """Return the family of training regimes (see ``_presets``) of stream ``name``."""
     if name.endswith("digits"):
         return "digits"
+    if name == "seq-mnist" or name.startswith("der-"):
+        return name if name.startswith("der-") else "der-seq-mnist"
     return "mnist-rotated" if name.startswith("rotated") else "mnist-permuted"
 
 
@@ -103,9 +123,14 @@ def load_stream(
         return _digits(name.removesuffix("-digits"), n_tasks, seed)
     if name == "shared-split-mnist":
         return _shared_split_mnist(n_tasks or 2, data_home, train_size, holdout)
-    return _mnist(
-        name.split("-")[0], n_tasks or 20, data_home, train_size, holdout, seed
-    )
+    if name == "seq-mnist":
+        return _seq_mnist(n_tasks or 5, data_home, train_size, holdout)
+    stream = _mnist(
+        name.split("-")[-2], n_tasks or 20, data_home, train_size, holdout, seed,
+        der=name.startswith("der-"),
+    )  # fmt: skip
+    stream.name, stream.regime = name, regime_of(name)
+    return stream
 
 
 def _digits(kind, n_tasks, seed):
@@ -160,21 +185,44 @@ def _shared_split_mnist(n_tasks, data_home, train_size, holdout):
     )
 
 
-def _mnist(kind, n_tasks, data_home, train_size, holdout, seed):
+def _seq_mnist(n_tasks, data_home, train_size, holdout):
+    X, y, X_eval, y_eval = _load_mnist(data_home, train_size, holdout)
+    train = make_split_stream(X, y, n_tasks=n_tasks)
+    *test, task_classes = make_split_stream(
+        X_eval, y_eval, n_tasks=n_tasks, return_task_classes=True
+    )
+    stream = _stored_stream("seq-mnist", "der-seq-mnist", train, test)
+    stream.task_classes = [np.asarray(c) for c in task_classes]
+    return stream
+
+
+def der_rotation_angles(n_tasks, seed):
+    """The DER protocol's R-MNIST angles: one per task, uniform in [0, 180)."""
+    return np.random.RandomState(seed).uniform(0.0, 180.0, n_tasks)
+
+
+def _mnist(kind, n_tasks, data_home, train_size, holdout, seed, der=False):
+    """Permuted or rotated MNIST: Stable SGD's protocol (the first task as is,
+    rotations of 10 degrees more per task) or, with ``der``, the DER paper's
+    (every task permuted; angles of :func:`der_rotation_angles`)."""
     X, y, X_eval, y_eval = _load_mnist(data_home, train_size, holdout)
     if kind == "permuted":
         *_, perms = make_permuted_stream(
-            X[:1], y[:1], n_tasks, return_permutations=True, random_state=seed
-        )
+            X[:1], y[:1], n_tasks, permute_first=der, return_permutations=True,
+            random_state=seed,
+        )  # fmt: skip
 
         def transform(images, k):
             return images[:, perms[k]]
 
     else:
+        angles = (
+            der_rotation_angles(n_tasks, seed) if der else 10.0 * np.arange(n_tasks)
+        )
 
         def transform(images, k):
             return make_rotated_stream(
-                images, np.zeros(len(images)), angles=[10.0 * k]
+                images, np.zeros(len(images)), angles=[angles[k]]
             )[0]
 
     return TaskStream(
