@@ -7,13 +7,20 @@ labels, so the only way to do well on a task is to memorise it from scratch.
 After each task we record the accuracy on that task's own training data: a
 network that keeps its plasticity memorises every new task as well as the
 first; one that loses it memorises less and less. Strategies: plain training,
-``L2Init`` and ``ShrinkAndPerturb``, all with Adam (the loss of plasticity is
-strongest with adaptive optimizers).
+``L2Init`` and ``ShrinkAndPerturb`` (``--strategies`` picks others: ``L2``,
+``ReDO``, ``ContinualBackprop``, Layer Norm and Concatenated ReLU), all with
+Adam (the loss of plasticity is strongest with adaptive optimizers).
 
     python benchmarks/plasticity.py --n-tasks 60 --output docs/_static
+    python benchmarks/plasticity.py --strategies all --n-tasks 40
+
+``--speed`` instead times the comparison of every strategy over 3 seeds on
+the first 3 tasks, stacked by the engine (``fit_together``, one stack per
+group of candidates that share a network) against the same fits one by one.
 """
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -23,28 +30,43 @@ from joblib import Parallel, delayed
 from sklearn.datasets import load_digits
 
 from skcl import ContinualClassifier
+from skcl._engine import fit_together
+from skcl._engine._fit import stacking_key
 from skcl.datasets import make_random_label_stream
-from skcl.penalties import L2Init, ShrinkAndPerturb
+from skcl.penalties import L2, L2Init, ShrinkAndPerturb
+from skcl.plasticity import ContinualBackprop, ReDO
 
+# Each strategy's parameters; the regularisers' settings are the paper's best
+# on Random-label MNIST (Kumar et al., 2025, Tables 3-4).
 STRATEGIES = {
-    "naive": None,
-    "l2init": L2Init(lam=1e-2),
-    "shrink-perturb": ShrinkAndPerturb(shrink=1e-4, noise=1e-4),
+    "naive": {},
+    "l2init": {"penalty": L2Init(lam=1e-2)},
+    "shrink-perturb": {"penalty": ShrinkAndPerturb(shrink=1e-4, noise=1e-4)},
+    "l2": {"penalty": L2(lam=1e-2)},
+    "redo": {"penalty": ReDO(tau=0.1, period=1000)},
+    "cbp": {"penalty": ContinualBackprop(rho=1e-3, maturity=100)},
+    "layer-norm": {"module__layer_norm": True},
+    "crelu": {"module__activation": "crelu"},
 }
+DEFAULT = ("naive", "l2init", "shrink-perturb")
 
 
-def run(name, penalty, X, y, task_id, args, seed):
-    torch.set_num_threads(1)
-    clf = ContinualClassifier(
+def estimator(name, args, seed):
+    return ContinualClassifier(
         module__hidden_sizes=(100, 100),
-        penalty=penalty,
         optimizer=torch.optim.Adam,
         lr=args.lr,
         batch_size=args.batch_size,
         max_epochs=args.epochs,
         keep_snapshots=False,
         random_state=seed,
+        **copy.deepcopy(STRATEGIES[name]),
     )
+
+
+def run(name, X, y, task_id, args, seed):
+    torch.set_num_threads(1)
+    clf = estimator(name, args, seed)
     accuracy = []
     start = time.perf_counter()
     for k in range(args.n_tasks):
@@ -64,20 +86,27 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--output", default=None, help="folder for plasticity.png")
+    parser.add_argument(
+        "--strategies", default=",".join(DEFAULT), help="comma-separated, or all"
+    )
+    parser.add_argument("--speed", action="store_true", help="time stacked fits")
     args = parser.parse_args(argv)
+    names = list(STRATEGIES) if args.strategies == "all" else args.strategies.split(",")
     digits = load_digits()
     X = (digits.data[: args.n_samples] / 16).astype(np.float32)
     X, y, task_id = make_random_label_stream(
         X, digits.target[: args.n_samples], args.n_tasks, random_state=0
     )
+    if args.speed:
+        return speed(names, X, y, task_id, args)
     results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run)(name, penalty, X, y, task_id, args, seed)
-        for name, penalty in STRATEGIES.items()
+        delayed(run)(name, X, y, task_id, args, seed)
+        for name in names
         for seed in range(args.seeds)
     )
     curves = {
         name: np.mean([acc for n, _, acc, _ in results if n == name], axis=0)
-        for name in STRATEGIES
+        for name in names
     }
     window = max(1, args.n_tasks // 10)
     print(
@@ -107,6 +136,41 @@ def main(argv=None):
         ax.legend()
         Path(args.output).mkdir(parents=True, exist_ok=True)
         fig.savefig(Path(args.output) / "plasticity.png", dpi=100, bbox_inches="tight")
+
+
+def speed(names, X, y, task_id, args):
+    """Time every strategy and seed on the first 3 tasks, stacked and one by one."""
+    torch.set_num_threads(1)
+    first = task_id < 3
+    X, y, task_id = X[first], y[first], task_id[first]
+    runs = [(name, seed) for name in names for seed in range(args.seeds)]
+    groups = {}
+    for name, seed in runs:
+        est = estimator(name, args, seed)
+        groups.setdefault(repr(stacking_key(est)[0]), []).append(est)
+    stacked = alone = 0.0
+    for group in groups.values():
+        start = time.perf_counter()
+        _, reason = fit_together(group, X, y, task_id)
+        together = time.perf_counter() - start
+        start = time.perf_counter()
+        for est in group:
+            copy.deepcopy(est).fit(X, y, task_id=task_id)
+        own = time.perf_counter() - start
+        members = sorted({f"{type(e.penalty).__name__}" for e in group})
+        print(
+            f"  {len(group):2d} candidates ({', '.join(members)}): stacked "
+            f"{together:5.1f} s, one by one {own:5.1f} s"
+            + ("" if reason is None else f" [not stacked: {reason}]")
+        )
+        stacked, alone = stacked + together, alone + own
+    steps = 3 * args.epochs * -(-args.n_samples // args.batch_size)
+    print(
+        f"{len(runs)} runs ({len(names)} strategies x {args.seeds} seeds) of 3 "
+        f"tasks, {steps} steps each, in {len(groups)} stacks: stacked "
+        f"{stacked:.1f} s, one by one {alone:.1f} s, ratio {stacked / alone:.2f}"
+    )
+    return stacked, alone
 
 
 if __name__ == "__main__":
