@@ -344,3 +344,21 @@ def test_networks_without_identified_units_are_refused_before_training(plugin, n
     with pytest.raises(TypeError, match=f"{name} finds the hidden units"):
         clf.fit(X if network == "cnn" else X.reshape(20, -1), np.arange(20) % 2)
     assert not hasattr(clf, "tasks_")
+
+
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_they_run_task_free_chunk_after_chunk(stream, name):
+    """No task ids: one task, its state carried from chunk to chunk."""
+    X, y, _ = stream
+    clf = digits_net(penalty=PLUGINS[name](), max_epochs=1)
+    chunked = clone(clf)
+    for rows in np.array_split(np.arange(len(X)), 3):
+        chunked.partial_fit(X[rows], y[rows], classes=np.arange(10))
+    assert chunked.tasks_ == [0]
+    penalty = chunked.penalty_
+    if isinstance(penalty, ReDO):
+        assert penalty.n_steps_ == len(X) // 10  # 18 steps, in 3 chunks
+    else:
+        # Some unit lived through the 18 steps of the 3 chunks.
+        assert int(penalty.ages_[0].max()) == len(X) // 10
+        assert sum(penalty.n_replaced_) > 0
