@@ -12,7 +12,15 @@ thread; task 0 fills the memories and the timed run is task 1's epoch. The
 iCaRL and BiC runs are class-incremental (task 0 of classes 0-4, task 1 of
 5-9) and include the work after the epoch: iCaRL's herding (skcl's
 ``herding``) and class means, BiC's bias layer (skcl's ``fit_bias_layer``)
-on its held-out rows (skcl's row hash). The
+on its held-out rows (skcl's row hash). ER-ACE: ER's reservoir and memory
+batch, the incoming batch's cross-entropy over its own classes and the
+unseen ones, the memory batch's over all, the two means summed. GEM: before
+the timed task, ``--gem-tasks`` tasks each leave their last
+``--gem-memory`` samples; each step takes the gradient of every past
+task's memory, solves the dual QP when one conflicts (skcl's
+``solve_dual``), and writes the batch into the current task's ring; last,
+GEM's QP per step (the Gram matrix, the solve and ``G^T v``, float64)
+against its number of past tasks. The
 runs alternate and each figure is the median of ``--repeats`` runs; skcl's
 time is the whole ``partial_fit`` call.
 
