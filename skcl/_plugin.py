@@ -167,6 +167,12 @@ class Plugin(BaseEstimator):
     global generator, which the estimator seeds for each chunk from its
     ``random_state``.
 
+    A plug-in that re-initializes some weights in a per-step hook
+    (:class:`~skcl.plasticity.ReDO`) resets their optimizer state (momentum,
+    moments) with ``net.reset_optimizer_state(masks)``: one boolean tensor
+    (or None) per trainable parameter, in module order; a candidate's view
+    of the net in a stack has the method too.
+
     One engine trains a single model and a stack of K models alike (the
     vectorized regime search, the seeds of ``skcl benchmark``). In a stack,
     every plug-in's task-level hooks run per candidate, unchanged. A class
