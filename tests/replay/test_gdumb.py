@@ -13,6 +13,7 @@ from _checks import (
     make,
 )
 
+import skcl
 from skcl import ContinualRegressor
 from skcl.replay import GDumb, GreedyMemory
 
@@ -133,7 +134,13 @@ def test_random_state_seeds_the_memory(digits_stream):
 
 
 def test_memory_survives_save_load_and_pickle_bitwise(digits_stream, tmp_path):
-    check_save_load_and_pickle_bitwise(GDumb(**FAST), digits_stream, tmp_path / "m")
+    clf = check_save_load_and_pickle_bitwise(
+        GDumb(**FAST), digits_stream, tmp_path / "m"
+    )
+    clf.replay_.memory_.n_filled = 61
+    skcl.save(clf, tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"n_filled should be in \[0, 60\], got 61"):
+        skcl.load(tmp_path / "bad")
 
 
 def test_failed_retraining_rolls_everything_back_bitwise(digits_stream):

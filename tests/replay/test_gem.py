@@ -17,6 +17,7 @@ from _checks import (
 from _tolerance import tolerance, training_operations
 from torch import nn
 
+import skcl
 from skcl import ContinualRegressor, Step
 from skcl.replay import GEM
 from skcl.replay._gem import solve_dual
@@ -192,6 +193,10 @@ def test_memory_survives_save_load_and_pickle_bitwise(digits_stream, tmp_path):
         GEM(memory_size=20), digits_stream, tmp_path / "clf.skcl"
     )
     assert len(clf.replay_.memory_) == 60
+    clf.replay_.memory_.per_class = 7
+    skcl.save(clf, tmp_path / "bad.skcl")
+    with pytest.raises(ValueError, match=r"memory_\.per_task is 7, but memory_size=20"):
+        skcl.load(tmp_path / "bad.skcl")
 
 
 def test_failed_chunk_rolls_the_memory_back_bitwise(digits_stream):
