@@ -451,7 +451,7 @@ def test_a_prefix_or_a_typo_of_an_option_is_refused_with_the_closest(
         (["--momentum", "x"], "argument --momentum: expected a number >= 0"),
         (["--n-jobs", "all"], "argument --n-jobs: expected an integer, got 'all'"),
         (["--dropout", "abc"], "argument --dropout: expected a number in [0, 1)"),
-        (["--strategies", "ewc,derpp"], "unknown ['derpp'] (did you mean der++?)"),
+        (["--strategies", "ewc,derp++"], "unknown ['derp++'] (did you mean der++?)"),
         (["--strategies", "ewc er"], "separate the names with commas"),
         (["--hidden", "a,b"], "expected comma-separated integers, e.g. 256,256"),
     ],
