@@ -191,13 +191,10 @@ class ICaRL(Replay):
             with torch.no_grad():
                 old = torch.sigmoid(self.teacher_(step.inputs))
             targets = torch.where(self.old_classes_, old, targets)
-        active = self._active.to(logits.dtype).expand_as(logits)
-        bce = (
-            F.binary_cross_entropy_with_logits(
-                logits, targets, weight=active, reduction="sum"
-            )
-            / active.sum()
-        )
+        active = self._active.to(logits.dtype)
+        bce = F.binary_cross_entropy_with_logits(
+            logits, targets, weight=active, reduction="sum"
+        ) / (len(logits) * active.sum())
         return bce - step.loss
 
     @torch.no_grad()
