@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
@@ -13,7 +15,19 @@ class PrequentialScore(Callback):
     al., "Maintaining Plasticity in Continual Learning via Regenerative
     Regularization", 2023). For a classifier it records the accuracy (on the
     current task's outputs for a multi-head model), for a regressor the mean
-    squared error. It costs one extra forward pass per batch.
+    squared error. It costs one extra forward pass per batch, and training
+    with it runs on the network's own autograd (it acts at every batch).
+
+    A classifier's network that stops learning is reported, once, by a
+    warning: at the end of a chunk, when the current task's online accuracy
+    is within 0.05 of chance (the share of the chunk's most frequent label)
+    while an earlier task reached at least 0.2 more (see the user guide's
+    "Losing the ability to learn").
+
+    Parameters
+    ----------
+    warn : bool, default=True
+        Whether to warn when the network stops learning.
 
     Attributes
     ----------
@@ -21,6 +35,8 @@ class PrequentialScore(Callback):
         The score of each training batch, in training order.
     training_task_ : list of int
         The index of the task each batch belongs to.
+    warned_ : bool
+        Whether the warning was given.
 
     Examples
     --------
@@ -37,10 +53,36 @@ class PrequentialScore(Callback):
     (2,)
     """
 
+    def __init__(self, *, warn=True):
+        self.warn = warn
+
     def initialize(self):
         self.scores_ = []
         self.training_task_ = []
+        self.warned_ = False
         return self
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if not self.warn or self.warned_ or not isinstance(net, NeuralNetClassifier):
+            return
+        means = self.task_means()
+        tasks = np.unique(self.training_task_)
+        current = means[tasks == net.task_index_]
+        if not len(current) or len(means) < 2:
+            return
+        chance = float(torch.bincount(y).max()) / len(y)
+        best = means[tasks != net.task_index_].max()
+        if current[0] <= chance + 0.05 and best >= current[0] + 0.2:
+            self.warned_ = True
+            warnings.warn(
+                f"the network stopped learning: task {net.task_index_}'s online "
+                f"accuracy is {current[0]:.2f}, near chance ({chance:.2f}), while "
+                f"an earlier task reached {best:.2f}. See the user guide's "
+                "'Losing the ability to learn' (skcl.plasticity, L2Init, "
+                "module__activation='crelu').",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         if not training:

@@ -1,5 +1,7 @@
 """Online accuracy, the diagnostics, their callback and their display."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,31 @@ def test_the_display_draws_smoothed_curves_and_a_diagnostic(fitted, tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.mark.parametrize("warn", [True, False])
+def test_a_network_that_stopped_learning_is_reported_once(digits_stream, warn):
+    X, y, t = digits_stream
+    clf = ContinualClassifier(
+        module__hidden_sizes=(16,),
+        lr=0.1,
+        batch_size=25,
+        max_epochs=5,
+        random_state=0,
+        callbacks=[PrequentialScore(warn=warn)],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a network that learns: no warning
+        clf.partial_fit(X[t == 0], y[t == 0], task_id=0, classes=np.arange(10))
+    with torch.no_grad():  # every hidden unit dead: one class predicted
+        list(clf.module_.parameters())[1].fill_(-100.0)
+    clf.set_params(lr=1e-12)
+    record = warnings.catch_warnings(record=True)
+    with record as caught:
+        warnings.simplefilter("always")
+        clf.partial_fit(X[t == 1], y[t == 1], task_id=1)
+        clf.partial_fit(X[t == 2], y[t == 2], task_id=2)
+    stalled = [w for w in caught if "stopped learning" in str(w.message)]
+    assert len(stalled) == (1 if warn else 0)
+    record = dict(clf.net_.callbacks_)["PrequentialScore"]
+    assert record.warned_ == warn
