@@ -49,7 +49,9 @@ class ReplayLoss(Replay):
 
     def loss(self, net, step):
         # Up to memory_batch_size stored rows of the tasks that ended.
-        rows = self.memory_.sample(self.memory_batch_size, earlier_tasks=True)
+        rows = self.memory_.sample(
+            self.memory_batch_size, earlier_tasks=True, generator=net.generator_
+        )
         if rows is None:  # during the first task
             return None
         return self.lam * self.replay_loss(net, rows)

@@ -16,7 +16,10 @@ from torch import nn
 from typing_extensions import Self
 
 from ._data import _DataMixin
+from ._engine._chunk import chunk_generators
+from ._engine._random import drawing_globally
 from ._engine._settings import ChunkSettings
+from ._net import PluginTermDiverged
 from ._params import ParamsMixin
 from ._plugin import check_finite
 from ._state import capture, interrupts_deferred, restore
@@ -281,8 +284,8 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             **self._net_kwargs(),
             **{**module_kwargs, **optimizer_kwargs, **virtual},
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._rng.randint(_MAX_SEED))
+        generator = torch.Generator().manual_seed(self._rng.randint(_MAX_SEED))
+        with drawing_globally(generator):  # torch's layers draw globally
             net.initialize()
         self.penalty_ = None
         penalties = [clone(p) for p in self._penalty_list()]
@@ -296,9 +299,10 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
         self.snapshots_ = []
         self.initial_snapshot_ = self._state_copy() if self.keep_snapshots else None
         self._built_with = self._frozen_params()
-        net.initialize_stream(
-            penalties if self.replay_ is None else [*penalties, self.replay_]
-        )
+        with net.drawing_from(generator):
+            net.initialize_stream(
+                penalties if self.replay_ is None else [*penalties, self.replay_]
+            )
 
     def _net_kwargs(self):
         return {}
@@ -330,18 +334,21 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             raise
 
     def _train_task_unguarded(self, X, y, labels, task):
-        seed, settings = self._open_chunk(labels, task)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        seed, net = self._chunk_seed(), self.net_
+        with chunk_generators([net], [seed], X, self.penalty_step):
+            settings = self._open_chunk(labels, task)
             with self._divergence_reported(task):
-                self.net_.train_chunk(
-                    X, y, settings, torch.Generator().manual_seed(seed)
-                )
-            self.net_.consolidate(X, y, task)
+                net.train_chunk(X, y, settings, torch.Generator().manual_seed(seed))
+            net.consolidate(X, y, task)
         self._keep_snapshot()
 
+    def _chunk_seed(self):
+        """The seed of the next chunk's generators (its batch order and
+        ``net_.generator_``), drawn from the estimator's own stream."""
+        return self._rng.randint(_MAX_SEED)
+
     def _open_chunk(self, labels, task):
-        """Open ``task`` if it is new; return the chunk's seed and its settings."""
+        """Open ``task`` if it is new; return the chunk's settings."""
         net = self.net_
         self._sync_plugins()
         if not self.tasks_ or task != self.tasks_[-1]:
@@ -358,7 +365,7 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             penalty_step=self.penalty_step,
             output_mask=self._task_output_mask(task, labels),
         )
-        return self._rng.randint(_MAX_SEED), settings
+        return settings
 
     @contextlib.contextmanager
     def _divergence_reported(self, task):
@@ -367,7 +374,9 @@ class _ContinualEstimator(_DataMixin, _SnapshotsMixin, ParamsMixin):
             yield
         except FloatingPointError as error:
             advice = "a lower learning rate (lr)"
-            if self.penalty_step == "explicit" and any(
+            if isinstance(error, PluginTermDiverged):
+                advice = f"a smaller strength of {error.plugins} or check its inputs"
+            elif self.penalty_step == "explicit" and any(
                 isinstance(p, QuadraticPenalty) for p in self.net_.plugins_
             ):
                 advice += ", a smaller penalty strength or penalty_step='implicit'"

@@ -81,8 +81,15 @@ class ContinualClassifier(ClassifierMixin, _MultiHeadMixin, _ContinualEstimator)
     verbose : int, default=0
         skorch's per-epoch log when positive.
     random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialization, the shuffling and dropout, so that
-        two fits with an int give identical predictions on the CPU.
+        Seeds the weight initialization, the shuffling, dropout and the
+        plug-ins' draws, so that two fits with an int give identical
+        predictions on the CPU. The estimator draws from its own
+        generators, never from torch's global one: fits in threads equal
+        the same fits in turn. A module that draws from the global
+        generator by itself (dropout outside the batched kernels of MLPs and
+        ``nn.Sequential``, ``torch.rand`` in ``forward``) trains under a
+        process-wide lock, with the global generator forked and seeded from
+        the estimator's (see ``docs/reliability.md``).
     classes : array-like or None, default=None
         All the classes of the stream. If None, ``fit`` takes the classes in
         ``y`` and the first ``partial_fit`` call needs ``classes``.

@@ -1,5 +1,6 @@
 """The inner skorch nets: a lean per-task training loop with plug-in hooks."""
 
+import contextlib
 import math
 
 import torch
@@ -35,6 +36,10 @@ class _ContinualNetMixin:
         "task_index_",
         "output_mask_",
     )
+
+    # The chunk's generator while a chunk runs (drawing_from); None outside,
+    # where a hook called by hand draws from torch's global generator.
+    generator_ = None
 
     @property
     def _default_callbacks(self):
@@ -76,6 +81,20 @@ class _ContinualNetMixin:
             plugin.consolidate(self, X, y)
             _check_finite_state(plugin, task)
 
+    @contextlib.contextmanager
+    def drawing_from(self, generator):
+        """Give the plug-ins ``generator`` as ``generator_`` inside the block.
+
+        The estimator opens one around each chunk (its task-level hooks,
+        training and :meth:`consolidate`): plug-ins draw their random
+        numbers with ``generator=net.generator_``.
+        """
+        self.generator_ = generator
+        try:
+            yield
+        finally:
+            del self.generator_
+
     def quadratic_value(self):
         """Return the sum of the quadratic penalties' values, or None for none."""
         values = [p.loss(self) for p in Hooks(self.plugins_).quadratic]
@@ -86,8 +105,9 @@ class _ContinualNetMixin:
         """Train the current task on the tensors ``X``, ``y`` with ``settings``.
 
         ``settings`` is a :class:`ChunkSettings`; ``generator`` draws the
-        batch order. The engine (:func:`skcl._engine.train_chunk`, the
-        loop every K shares) trains it. The quadratic penalties are applied
+        batch order, ``generator_`` (:meth:`drawing_from`) the rest. The
+        engine (:func:`skcl._engine.train_chunk`, the loop every K shares)
+        trains it. The quadratic penalties are applied
         as an implicit step after the optimizer's (``penalty_step=
         "implicit"``) or added to the gradient (``"explicit"``). The history
         records, per epoch, the mean task loss (``train_loss``) and, with
@@ -136,9 +156,10 @@ class _ContinualNetMixin:
         self.history.record("train_loss", loss)
         if not math.isfinite(own_term):
             names = " + ".join(type(h.__self__).__name__ for h in hooks["loss"])
-            raise FloatingPointError(
+            raise PluginTermDiverged(
                 f"the loss term of {names} became {own_term} at a step where the "
-                "task loss was finite (check the plug-in's strength and inputs)."
+                "task loss was finite.",
+                names,
             )
         if not math.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss}.")
@@ -187,6 +208,14 @@ class _ContinualNetMixin:
             raise FloatingPointError(
                 "the trained network's outputs on the chunk are not finite."
             )
+
+
+class PluginTermDiverged(FloatingPointError):
+    """A plug-in's own loss term became non-finite; ``plugins`` names them."""
+
+    def __init__(self, message, plugins):
+        super().__init__(message)
+        self.plugins = plugins
 
 
 def _check_finite_state(plugin, task):

@@ -163,9 +163,21 @@ class Plugin(BaseEstimator):
     rolled back with a failed or interrupted chunk, saved by
     :func:`skcl.save`, moved by :meth:`to` (tensors, modules and state
     objects such as :class:`skcl.replay.ReservoirMemory`, also inside lists
-    and dicts) and pickled on the CPU. Random draws should use torch's
-    global generator, which the estimator seeds for each chunk from its
-    ``random_state``.
+    and dicts) and pickled on the CPU.
+
+    Random numbers come from ``net.generator_``, a CPU ``torch.Generator``
+    that the estimator seeds for each chunk from its ``random_state``: it is
+    set while a chunk trains and during that chunk's task-level hooks
+    (:meth:`begin_task`, :meth:`consolidate`, :meth:`end_task`; and
+    :meth:`initialize`; None outside them, where a hook called by hand draws
+    from the global generator), and a plug-in draws with
+    ``torch.rand(..., generator=net.generator_)`` (on the CPU; move the
+    result to the device), never from torch's global generator: fits in
+    threads then equal the same fits in turn. ``torch.nn.init``'s functions
+    take ``generator=`` too; the built-in plug-ins that call a layer's
+    ``reset_parameters`` (which draws globally) run it inside the engine's
+    ``drawing_globally(net.generator_)``: under a process-wide lock, with
+    the global generator forked and loaded with ``generator_``'s state.
 
     A plug-in that re-initializes some weights in a per-step hook
     (:class:`~skcl.plasticity.ReDO`) resets their optimizer state (momentum,
@@ -185,7 +197,8 @@ class Plugin(BaseEstimator):
       hooks its ``parameters()`` carry the candidate's gradients as
       ``.grad``, changed in place), ``criterion_``, ``task_index_`` and
       ``output_mask_``, and a :class:`Step` of the candidate's rows, logits
-      and loss. Random draws come from the candidate's own generator. Any
+      and loss. Its ``generator_`` is the candidate's own (candidates with
+      one ``random_state`` each start from one state and must draw alike). Any
       per-step hook (rows added in :meth:`before_forward` must be as many
       for every candidate); the simplest to adopt
       (:class:`~skcl.penalties.LwF`, :class:`~skcl.replay.DERPP`,
@@ -203,7 +216,10 @@ class Plugin(BaseEstimator):
       every candidate and shared, which needs candidates that draw the same
       batches) and written back to each candidate after it. Its
       hyper-parameters are the first candidate's: a stacked hook must not
-      read one that differs between candidates.
+      read one that differs between candidates. Its ``generator_`` is the
+      one that candidates seeded alike share; candidates seeded apart have
+      one each, and reading it raises RuntimeError (a plug-in that draws
+      declares its hooks in ``candidate_steps`` too, as ER does).
 
     A class may declare its hooks both ways (:class:`~skcl.replay.ER`): they
     run on the whole stack where the candidates draw the same batches (one

@@ -62,7 +62,9 @@ class ContinualRegressor(RegressorMixin, _ContinualEstimator):
     verbose : int, default=0
         skorch's per-epoch log when positive.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialization, shuffling and dropout.
+        Seeds initialization, shuffling, dropout and the plug-ins' draws,
+        from the estimator's own generators; as in
+        :class:`ContinualClassifier`.
     **kwargs
         ``module__*``, ``optimizer__*``, ``criterion__*`` and ``callbacks__*``
         arguments, routed as in skorch.

@@ -1,12 +1,13 @@
 """Per-step hooks run once per candidate of a stack, on that candidate's view."""
 
-import contextlib
+import functools
 
 import torch
 from torch.func import functional_call
 
 from .._hooks import Hooks, runs_per_candidate
 from .._plugin import Step
+from ._random import drawing_globally, run_each
 
 
 class CandidateHooks:
@@ -17,13 +18,21 @@ class CandidateHooks:
     backpropagates into the stack, and after the backward pass its
     parameters' ``.grad`` are views of the stacked gradients) and a
     :class:`Step` of its own rows, logits and loss. Random draws use the
-    candidate's own generator (``generators``), or one shared generator that
-    every candidate must leave in the same state.
+    candidate's own generator (its net's ``generator_``), or the one that
+    candidates seeded alike share: each candidate then draws from the state
+    the first one started from, and must leave it in the same state. With
+    ``global_draws`` (the module draws from torch's global generator by
+    itself), each candidate's hooks run inside
+    :func:`~skcl._engine._random.drawing_globally` of its generator, whose
+    place the global one takes: the module's draws and the plug-in's come
+    from one stream, as when the candidate trains alone.
     """
 
-    def __init__(self, nets, network, shared_rows, generators, optimizer):
+    global_draws = False
+
+    def __init__(self, nets, network, shared_rows, optimizer):
         self.network, self.shared_rows = network, shared_rows
-        self.generators = generators
+        self.generators = [net.generator_ for net in nets]
         self.per_net = [
             [p for p in net.plugins_ if runs_per_candidate(p, shared_rows)]
             for net in nets
@@ -92,12 +101,12 @@ class CandidateHooks:
         """Each candidate's sum of loss terms ``(K,)``, or None if there is none."""
         if "loss" not in self.names:
             return None
-        terms = []
-        for k, hooks in enumerate(self.hooks):
+
+        def term(k):
             self.views[k].module_.forget()
-            with self._random(k):
-                term = hooks.loss(self.views[k], self.steps[k])
-            terms.append(term)
+            return self.hooks[k].loss(self.views[k], self.steps[k])
+
+        terms = self._each(term)
         if all(term is None for term in terms):
             return None
         zero = self.network.flat.new_zeros(())
@@ -111,36 +120,33 @@ class CandidateHooks:
         """
         if name not in self.names:
             return
-        for k, hooks in enumerate(self.hooks):
-            self.views[k].module_.refresh(grads)
-            with self._random(k):
-                for hook in hooks[name]:
-                    hook(self.views[k], self.steps[k])
 
-    @contextlib.contextmanager
-    def _random(self, k):
-        """Candidate ``k``'s draws: its own generator, or the shared one."""
-        if self.generators is None:
-            if k == 0:
-                self._start = torch.get_rng_state()
-            else:
-                torch.set_rng_state(self._start)
-            yield
-            if k == 0:
-                self._end = torch.get_rng_state()
-            elif not torch.equal(torch.get_rng_state(), self._end):
-                raise RuntimeError(
-                    "candidates seeded alike drew different random numbers in a "
-                    "plug-in's hook"
-                )
-            return
-        outside = torch.get_rng_state()
-        torch.set_rng_state(self.generators[k].get_state())
-        try:
-            yield
-        finally:
-            self.generators[k].set_state(torch.get_rng_state())
-            torch.set_rng_state(outside)
+        def run(k):
+            self.views[k].module_.refresh(grads)
+            for hook in self.hooks[k][name]:
+                hook(self.views[k], self.steps[k])
+
+        self._each(run)
+
+    def _each(self, call):
+        """``call(k)`` for each candidate ``k``; candidates seeded alike each
+        from the state of their shared generator that the first started from."""
+        calls = [
+            functools.partial(self._drawing, call, k) for k in range(len(self.views))
+        ]
+        return run_each(self.generators, calls)
+
+    def _drawing(self, call, k):
+        if not self.global_draws:
+            return call(k)
+        view = self.views[k]
+        generator = view.generator_
+        with drawing_globally(generator):
+            view.generator_ = torch.default_generator
+            try:
+                return call(k)
+            finally:
+                view.generator_ = generator
 
 
 class _CandidateNet:
@@ -149,6 +155,7 @@ class _CandidateNet:
     def __init__(self, net, network, k, optimizer):
         self.module_ = _CandidateModule(net.module_, network, k)
         self._optimizer, self._k = optimizer, k
+        self.generator_ = net.generator_
         self.criterion_ = net.criterion_
         self.task_index_ = net.task_index_
         self.output_mask_ = net.output_mask_

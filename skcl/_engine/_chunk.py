@@ -14,6 +14,7 @@ backward passes and the optimizer step:
   (:func:`stacked_reason` says what).
 """
 
+import contextlib
 import copy
 
 import torch
@@ -28,26 +29,24 @@ from ._candidates import CandidateHooks
 from ._network import StackedNetwork, _batched_plan
 from ._optimizers import StackedOptimizer, stacked_optimizer_reason
 from ._quadratic import StackedQuadratic
+from ._random import drawing_globally
 from ._settings import stacking_reason
 
 _BATCH_CALLBACKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
-def train_chunk(
-    nets, X, y, settings, generators, dropout_generators=None, own_data=False
-):
+def train_chunk(nets, X, y, settings, generators, own_data=False):
     """Train ``nets`` on their current chunk ``X``, ``y``; return their errors.
 
     Each net has its ``settings`` entry (:class:`ChunkSettings`); they share
     the chunk (or, with ``own_data``, ``X`` and ``y`` hold one chunk per net
     along a first dimension, all of one shape) and the shared settings.
     ``generators`` draw the batch order: one for every net (they share it)
-    or one per net. ``dropout_generators`` (one per net, or None for
-    torch's global generator) draw the dropout masks of a stacked batched
-    network and the random numbers of the plug-ins' per-candidate hooks.
-    The nets' parameters, optimizer
-    state, plug-in state and histories end as training each alone would
-    leave them.
+    or one per net. Each net's ``generator_`` draws its dropout masks and
+    its plug-ins' random numbers; nets seeded alike share one generator
+    object (one mask for all, each candidate's hooks from one state). The
+    nets' parameters, optimizer state, plug-in state and histories end as
+    training each alone would leave them.
 
     Returns
     -------
@@ -74,9 +73,7 @@ def train_chunk(
         net.notify("on_train_begin", X=X_k, y=y_k)
     if reason is None:
         shared_rows = len(generators) == 1 and not own_data
-        backend = _StackedBackend(
-            nets, shared, shared_rows, dropout_generators, X.dim() - 1 - own_data
-        )
+        backend = _StackedBackend(nets, shared, shared_rows, X[0] if own_data else X)
     else:
         backend = _ModuleBackend(nets[0], shared)
     errors = list(backend.errors)
@@ -220,14 +217,18 @@ class _ModuleBackend:
 class _StackedBackend:
     """Every net's parameters as one ``(K, P)`` tensor, stepped at once."""
 
-    def __init__(self, nets, settings, shared_rows, dropout_generators, sample_ndim):
+    def __init__(self, nets, settings, shared_rows, X):
         self.nets = nets
         self.shared_rows = shared_rows
         self.net = nets[0]
         self.callbacks = False
         self.hooks = [Hooks(net.plugins_) for net in nets]
+        generators = [net.generator_ for net in nets]
+        alike = all(g is generators[0] for g in generators)
         network = StackedNetwork(
-            [net.module_ for net in nets], dropout_generators, sample_ndim
+            [net.module_ for net in nets],
+            generators[:1] if alike else generators,
+            X.dim() - 1,
         )
         quadratic, self.errors = None, [None] * len(nets)
         if any(h.quadratic for h in self.hooks):
@@ -245,9 +246,10 @@ class _StackedBackend:
         )
         self.network = network
         self.plugins = StackedPlugins(nets, network, shared_rows)
-        self.candidates = CandidateHooks(
-            nets, network, shared_rows, dropout_generators, self.optimizer
-        )
+        self.candidates = CandidateHooks(nets, network, shared_rows, self.optimizer)
+        if self.candidates.names and _draws_random(nets[0].module_, X):
+            # Hooks that run the module draw its dropout masks globally.
+            self.candidates.global_draws = True
         criterion = copy.copy(nets[0].criterion_)
         criterion.reduction = "none"
         self.criterion = criterion
@@ -379,7 +381,6 @@ def stacked_reason(nets, X, penalty_step):
             return "its module has no batched kernels (MLPs and nn.Sequential)"
         if any(runs_per_candidate(p, True) for p in nets[0].plugins_):
             return "its plug-ins' per-candidate hooks run on the module itself"
-        return None
     if X.device.type != "cpu" and _draws_random(module, X):
         return (
             "its module draws random numbers (dropout) on a GPU, whose fused "
@@ -400,33 +401,68 @@ def plugins_reason(plugins):
     return None
 
 
+@contextlib.contextmanager
+def chunk_generators(nets, seeds, X, penalty_step):
+    """Give each net its chunk's generator (``generator_``), seeded with its seed.
+
+    Nets seeded alike share one generator object. Where their module draws
+    from torch's global generator by itself (:func:`draws_globally`), the
+    chunk runs inside :func:`drawing_globally` and the shared generator is
+    the forked global one: the module's draws and the plug-ins' come from
+    one stream in program order, as in any other chunk. Yields the
+    generators.
+    """
+    with contextlib.ExitStack() as stack:
+        if len(set(seeds)) == 1:
+            generator = torch.Generator().manual_seed(seeds[0])
+            if draws_globally(nets, X, penalty_step):
+                stack.enter_context(drawing_globally(generator, X.device))
+                generator = torch.default_generator
+            generators = [generator] * len(nets)
+        else:
+            generators = [torch.Generator().manual_seed(s) for s in seeds]
+        for net, generator in zip(nets, generators, strict=True):
+            stack.enter_context(net.drawing_from(generator))
+        yield generators
+
+
+def draws_globally(nets, X, penalty_step):
+    """Whether training ``nets`` on ``X`` runs a module that draws from torch's
+    global generator by itself: random layers (dropout, a ``torch.rand`` in
+    ``forward``) outside the batched kernels, which draw from the nets' own
+    generators."""
+    module = nets[0].module_
+    if (
+        _batched_plan(module, X.dim() - 1) is not None
+        and stacked_reason(nets, X, penalty_step) is None
+    ):
+        return False
+    return _draws_random(module, X)
+
+
 def _draws_random(module, X):
     """Whether a training forward pass of ``module`` draws random numbers.
 
-    It runs on a copy: a forward pass in training mode updates buffers such
-    as batch normalization's statistics.
+    It runs on a copy (a forward pass in training mode updates buffers such
+    as batch normalization's statistics) and draws from a probe generator:
+    torch's global generators are left as they were.
     """
-    module = copy.deepcopy(module)
-    cpu = torch.get_rng_state()
+    module = copy.deepcopy(module).train()
+    probe = torch.Generator()
+    start = probe.get_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    training = module.training
-    module.train()
-    try:
-        with torch.no_grad():
+    drew = False
+    with drawing_globally(probe), torch.no_grad():
+        try:
             module(X[:2])
-        drew = not torch.equal(cpu, torch.get_rng_state()) or (
-            cuda is not None
-            and any(
+            drew = cuda is not None and any(
                 not torch.equal(a, b)
                 for a, b in zip(cuda, torch.cuda.get_rng_state_all(), strict=True)
             )
-        )
-    finally:
-        module.train(training)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-    return drew
+        finally:
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+    return drew or not torch.equal(start, probe.get_state())
 
 
 def _overrides(obj, base, name):
@@ -515,7 +551,7 @@ class StackedPlugins:
 
     def __init__(self, nets, network, shared_rows):
         self.network = network
-        self.view = _StackedNet(nets[0], network)
+        self.view = _StackedNet(nets, network)
         self.stacks = []
         for plugins, names in _stacked_state(nets, shared_rows):
             stacked = copy.copy(plugins[0])
@@ -614,12 +650,25 @@ def _parameter_shaped(value, shapes):
 
 class _StackedNet:
     """What a stackable plug-in's per-step hooks read: ``module_``'s stacked
-    parameters, and the task and outputs that every copy shares."""
+    parameters, and the task, outputs and generator that every copy shares."""
 
-    def __init__(self, net, network):
+    def __init__(self, nets, network):
         self.module_ = _StackedParameters(network)
-        self.task_index_ = net.task_index_
-        self.output_mask_ = net.output_mask_
+        self.task_index_ = nets[0].task_index_
+        self.output_mask_ = nets[0].output_mask_
+        self._generators = [net.generator_ for net in nets]
+
+    @property
+    def generator_(self):
+        """The copies' one generator (copies seeded alike share it)."""
+        first = self._generators[0]
+        if any(g is not first for g in self._generators):
+            raise RuntimeError(
+                "copies seeded apart draw from a generator each: a plug-in that "
+                "draws random numbers runs its hooks per candidate "
+                "(candidate_steps)"
+            )
+        return first
 
 
 class _StackedParameters:

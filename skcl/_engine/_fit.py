@@ -1,5 +1,6 @@
 """Fit continual estimators that differ only in per-candidate scalars, as one."""
 
+import functools
 import hashlib
 
 import numpy as np
@@ -12,6 +13,7 @@ from .._params import fingerprint
 from .._state import capture, interrupts_deferred, restore
 from ._chunk import (
     _draws_random,
+    chunk_generators,
     plugins_reason,
     plugins_state_reason,
     stacked_reason,
@@ -20,6 +22,7 @@ from ._chunk import (
 from ._network import _batched_plan
 from ._optimizers import STACKED_OPTIMIZERS
 from ._pipeline import is_continual_pipeline, pipeline_key, transform_streams
+from ._random import run_each
 
 # Estimator parameters that may differ within a group; every plug-in's
 # hyper-parameters may too, since its task-level hooks run per candidate.
@@ -55,6 +58,7 @@ _TRAINING_METHODS = (
     "_start_fit",
     "_train_task",
     "_train_task_unguarded",
+    "_chunk_seed",
     "_open_chunk",
     "_keep_snapshot",
 )
@@ -377,63 +381,68 @@ def _train_chunk(estimators, data, task):
 
 
 def _train_chunk_unguarded(estimators, data, task):
-    opened, outcomes = [], {}
-    for estimator, (_, _, labels) in zip(estimators, data, strict=True):
-        try:
-            opened.append(estimator._open_chunk(labels, task))
-        except Exception as error:
-            outcomes[id(estimator)] = error
-    training = [
-        (e, own)
-        for e, own in zip(estimators, data, strict=True)
-        if id(e) not in outcomes
-    ]
-    if training:
-        trained = _train_opened(
-            [e for e, _ in training], opened, [own for _, own in training], task
+    seeds = [e._chunk_seed() for e in estimators]
+    nets = [e.net_ for e in estimators]
+    penalty_step = estimators[0].penalty_step
+    with chunk_generators(nets, seeds, data[0][0], penalty_step) as generators:
+        opened = run_each(
+            generators,
+            [
+                functools.partial(_opened, estimator, labels, task)
+                for estimator, (_, _, labels) in zip(estimators, data, strict=True)
+            ],
         )
-        for (estimator, _), error in zip(training, trained, strict=True):
-            outcomes[id(estimator)] = error
+        outcomes = dict(zip(map(id, estimators), opened, strict=True))
+        training = [i for i, o in enumerate(opened) if not isinstance(o, Exception)]
+        if training:
+            trained = _train_opened(
+                *([v[i] for i in training] for v in (estimators, opened, data, seeds)),
+                task,
+            )
+            for i, error in zip(training, trained, strict=True):
+                outcomes[id(estimators[i])] = error
     return [outcomes[id(e)] for e in estimators]
 
 
-def _train_opened(estimators, opened, data, task):
-    seeds = [seed for seed, _ in opened]
-    settings = [own for _, own in opened]
+def _opened(estimator, labels, task):
+    """Open ``estimator``'s chunk: its settings, or the error opening raised."""
+    try:
+        return estimator._open_chunk(labels, task)
+    except Exception as error:
+        return error
+
+
+def _train_opened(estimators, settings, data, seeds, task):
+    nets = [e.net_ for e in estimators]
+    generators = [net.generator_ for net in nets]
+    alike = all(g is generators[0] for g in generators)
     own_data = any(X is not data[0][0] for X, _, _ in data)
     X = torch.stack([X for X, _, _ in data]) if own_data else data[0][0]
     y = torch.stack([y for _, y, _ in data]) if own_data else data[0][1]
-    shared = len(set(seeds)) == 1
-    generators = [
-        torch.Generator().manual_seed(s) for s in seeds[: 1 if shared else None]
-    ]
-    masks = None if shared else [torch.Generator().manual_seed(s) for s in seeds]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeds[0])
-        errors = train_chunk(
-            [e.net_ for e in estimators], X, y, settings, generators, masks, own_data
-        )
-        after = torch.get_rng_state()
-        # Nothing drew on a GPU (see stacked_reason): its generator is as
-        # each candidate's own manual_seed left it.
-        cuda = X.device.type == "cuda"
-    outcomes = []
-    for k, (estimator, error) in enumerate(zip(estimators, errors, strict=True)):
-        try:
-            with torch.random.fork_rng(devices=[X.device] if cuda else []):
-                torch.set_rng_state(after if shared else masks[k].get_state())
-                if cuda:
-                    torch.cuda.manual_seed_all(seeds[k])
-                with estimator._divergence_reported(task):
-                    if error is not None:
-                        raise error
-                estimator.net_.consolidate(data[k][0], data[k][1], task)
-            estimator._keep_snapshot()
-        except Exception as caught:
-            outcomes.append(caught)
-            continue
-        outcomes.append(None)
-    return outcomes
+    orders = [torch.Generator().manual_seed(s) for s in seeds[: 1 if alike else None]]
+    errors = train_chunk(nets, X, y, settings, orders, own_data)
+    # Each candidate consolidates from the state its training left.
+    return run_each(
+        generators,
+        [
+            functools.partial(_closed, estimator, error, own, task)
+            for estimator, error, own in zip(estimators, errors, data, strict=True)
+        ],
+        check=False,
+    )
+
+
+def _closed(estimator, error, data, task):
+    """Report the chunk's ``error`` or consolidate it; return the outcome."""
+    try:
+        with estimator._divergence_reported(task):
+            if error is not None:
+                raise error
+        estimator.net_.consolidate(data[0], data[1], task)
+        estimator._keep_snapshot()
+    except Exception as caught:
+        return caught
+    return None
 
 
 def _runtime_reason(estimators, X):

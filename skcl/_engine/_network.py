@@ -32,18 +32,19 @@ class StackedNetwork:
     runs as batched matrix products (``torch.baddbmm``, with the weights
     stored transposed: see :meth:`stack`); any other module
     runs under ``torch.func.vmap`` of ``functional_call``. Dropout draws the
-    masks the copies would draw alone: one mask shared by every copy from
-    the global generator (``generators=None``, copies seeded alike, as
-    ``vmap(randomness="same")``), or, on the batched path, one per copy from
-    its own generator (the vmap path always draws shared masks: copies
-    seeded apart must not draw random numbers there).
+    masks the copies would draw alone: one mask shared by every copy (copies
+    seeded alike, as ``vmap(randomness="same")``) from their one generator,
+    or, on the batched path, one per copy from its own generator. The vmap
+    path draws from torch's global generator, one shared mask: copies
+    seeded apart must not draw random numbers there.
 
     Parameters
     ----------
     modules : list of nn.Module
         The copies, of one architecture, on one device.
     generators : list of torch.Generator or None
-        One generator per copy for its dropout masks (batched path), or None.
+        The batched path's dropout masks: one generator per copy (a mask
+        each) or one for all (one shared mask); None for torch's global one.
     sample_ndim : int
         The dimensions of one input sample.
     """
@@ -79,6 +80,7 @@ class StackedNetwork:
             for bs in zip(*(m.buffers() for m in modules), strict=True)
         ]
         self.generators = generators
+        self._shared_masks = generators is None or len(generators) == 1
         if self.plan is None:
             self._vmapped = _vmapped(base)
 
@@ -155,7 +157,7 @@ class StackedNetwork:
                 h = h.flatten(1 if shared else 2)
                 continue
             elif kind == "dropout":
-                if shared and self.generators is not None and 0 < layer.p < 1:
+                if shared and not self._shared_masks and 0 < layer.p < 1:
                     h, shared = h.expand(self.size, *h.shape), False
                 saved = self.noise(h, layer.p, shared)
                 if saved is None:
@@ -170,16 +172,17 @@ class StackedNetwork:
     def noise(self, h, p, shared):
         """Dropout's scaled mask for ``h``, drawn as ``F.dropout`` draws; None at 0.
 
-        One mask for every copy (``shared`` inputs, or the global generator)
-        or one per copy from its generator.
+        One mask for every copy (``shared`` inputs, or one generator for
+        all) or one per copy from its generator.
         """
         if p == 0:
             return None
         if p == 1:  # no draw, as torch.nn.functional.dropout
             return torch.zeros((), dtype=h.dtype, device=h.device)
         shape = h.shape if shared else h.shape[1:]
-        if self.generators is None:
-            noise = h.new_empty(shape).bernoulli_(1 - p)
+        if self._shared_masks:
+            generator = None if self.generators is None else self.generators[0]
+            noise = h.new_empty(shape).bernoulli_(1 - p, generator=generator)
         else:
             noise = torch.stack(
                 [

@@ -132,10 +132,11 @@ class EWC(ImportancePenalty):
 
     def importance(self, net, X, y):
         if self.n_samples is not None and len(X) > self.n_samples:
-            rows = torch.randperm(len(X), device=X.device)[: self.n_samples]
-            X, y = X[rows], y[rows]
-        # The estimator seeds torch's generator for each chunk: draw from it.
-        seed = int(torch.randint(2**63 - 1, ())) if self.fisher == "sampled" else None
+            rows = torch.randperm(len(X), generator=net.generator_)[: self.n_samples]
+            X, y = X[rows.to(X.device)], y[rows.to(X.device)]
+        seed = None
+        if self.fisher == "sampled":  # the labels' generator, on X's device
+            seed = int(torch.randint(2**63 - 1, (), generator=net.generator_))
         fisher = squared_gradients(
             net.module_,
             X,

@@ -3,6 +3,7 @@ import copy
 import torch
 
 from .._constraints import PROBABILITY
+from .._engine._random import drawing_globally
 from ._base import Penalty
 
 
@@ -64,9 +65,12 @@ class ShrinkAndPerturb(Penalty):
             self._resettable.append(module)
 
     def after_step(self, net, step):
-        with torch.no_grad():
+        device = next((p.device for p in self._fresh.parameters()), None)
+        # reset_parameters draws from torch's global generator.
+        with torch.no_grad(), drawing_globally(net.generator_, device):
             for module in self._resettable:
                 module.reset_parameters()
+        with torch.no_grad():
             params = [p for p in net.module_.parameters() if p.requires_grad]
             fresh = [
                 q

@@ -58,7 +58,9 @@ class AGEM(Replay):
         self.n_projected_ = 0
 
     def after_backward(self, net, step):
-        rows = self.memory_.sample(self.memory_batch_size, earlier_tasks=True)
+        rows = self.memory_.sample(
+            self.memory_batch_size, earlier_tasks=True, generator=net.generator_
+        )
         if rows is None:
             return
         params = [p for p in net.module_.parameters() if p.requires_grad]

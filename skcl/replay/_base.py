@@ -144,7 +144,12 @@ class Replay(Plugin):
     def remember(self, net, step, logits=None):
         """Offer the step's current batch to the memory."""
         self.memory_.add(
-            step.X, step.y, task=net.task_index_, logits=logits, mask=net.output_mask_
+            step.X,
+            step.y,
+            task=net.task_index_,
+            logits=logits,
+            mask=net.output_mask_,
+            generator=net.generator_,
         )
 
     def replayed(self, net, rows):

@@ -113,7 +113,7 @@ class ClassBalancedMemory(Memory):
     def earlier(self):
         return torch.arange(self.n_stored)
 
-    def slots(self, y):
+    def slots(self, y, generator=None):
         classes = y.detach().cpu().numpy()
         k, counts = self.per_class, self.class_counts.numpy()
         order = np.argsort(classes, kind="stable")

@@ -70,7 +70,7 @@ class DER(Replay):
 
     def loss(self, net, step):
         memory = self.memory_
-        rows = memory.sample(self.memory_batch_size)
+        rows = memory.sample(self.memory_batch_size, generator=net.generator_)
         if rows is None:
             return None
         stored = net.module_(memory.X.index_select(0, rows))

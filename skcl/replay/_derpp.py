@@ -73,5 +73,5 @@ class DERPP(DER):
         term = super().loss(net, step)
         if term is None or not self.beta:
             return term
-        rows = self.memory_.sample(self.memory_batch_size)
+        rows = self.memory_.sample(self.memory_batch_size, generator=net.generator_)
         return term + self.beta * self.replay_loss(net, rows)

@@ -59,7 +59,7 @@ class ER(Replay):
         self.memory_batch_size = memory_batch_size
 
     def before_forward(self, net, step):
-        rows = self.memory_.sample(self.memory_batch_size)
+        rows = self.memory_.sample(self.memory_batch_size, generator=net.generator_)
         if rows is None:
             return
         X, y, masks = self.replayed(net, rows)

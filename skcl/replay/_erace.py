@@ -98,7 +98,7 @@ class ERACE(Replay):
         step.output_mask = mask
 
     def loss(self, net, step):
-        rows = self.memory_.sample(self.memory_batch_size)
+        rows = self.memory_.sample(self.memory_batch_size, generator=net.generator_)
         return None if rows is None else self.replay_loss(net, rows)
 
     def after_step(self, net, step):

@@ -1,10 +1,10 @@
-import contextlib
 import math
 import numbers
 
 import torch
 
 from .._constraints import SIZE, STRENGTH, Interval
+from .._engine._random import drawing_globally
 from .._engine._settings import ChunkSettings
 from ._base import Replay
 from ._greedy import GreedyMemory
@@ -130,15 +130,17 @@ class GDumb(Replay):
         return rates
 
     def consolidate(self, net, X, y):
-        generator = getattr(net, "generator_", None)
-        with _drawing_from(generator):
-            self.memory_.add(X, y, task=net.task_index_, mask=net.output_mask_)
+        self.memory_.add(
+            X, y, task=net.task_index_, mask=net.output_mask_, generator=net.generator_
+        )
         self.retrain(net)
 
     def retrain(self, net):
         """Re-initialize ``net``'s network and train it on the memory alone."""
-        generator = getattr(net, "generator_", None)
-        with _drawing_from(generator), torch.no_grad():
+        generator = net.generator_
+        device = next((p.device for p in net.module_.parameters()), None)
+        # reset_parameters draws from torch's global generator.
+        with torch.no_grad(), drawing_globally(generator, device):
             for layer in net.module_.modules():
                 if hasattr(layer, "reset_parameters"):
                     layer.reset_parameters()
@@ -160,18 +162,3 @@ class GDumb(Replay):
                 net.train_chunk(X, y, settings, generator)
         finally:
             net.plugins_, net.output_mask_ = plugins, mask
-
-
-@contextlib.contextmanager
-def _drawing_from(generator):
-    """Draw torch's global random numbers from ``generator`` (None: as they are)."""
-    if generator is None:
-        yield
-        return
-    outside = torch.get_rng_state()
-    torch.set_rng_state(generator.get_state())
-    try:
-        yield
-    finally:
-        generator.set_state(torch.get_rng_state())
-        torch.set_rng_state(outside)

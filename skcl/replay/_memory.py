@@ -32,19 +32,24 @@ class Memory(ABC):
         """Return the indices of the filled rows (a CPU tensor)."""
 
     @abstractmethod
-    def slots(self, y):
+    def slots(self, y, generator=None):
         """Return ``(slots, rows)``: where the batch's rows are written.
 
-        A row that a later row of the batch overwrites is left out.
+        A row that a later row of the batch overwrites is left out. Random
+        draws come from ``generator`` (None: torch's global generator).
         """
 
     @abstractmethod
     def rows_needed(self):
         """Return the number of rows the storage needs now."""
 
-    def add(self, X, y, *, task, logits=None, mask=None):
-        """Write a batch of samples of task ``task`` (``mask``: its outputs)."""
-        slots, rows = self.slots(y)
+    def add(self, X, y, *, task, logits=None, mask=None, generator=None):
+        """Write a batch of samples of task ``task`` (``mask``: its outputs).
+
+        A memory that draws where they go draws from ``generator`` (a plug-in
+        passes ``net.generator_``; None: torch's global generator).
+        """
+        slots, rows = self.slots(y, generator)
         self._reserve(X, y, logits, mask)
         if len(slots) == 0:
             return
@@ -78,18 +83,19 @@ class Memory(ABC):
     def earlier(self):
         """Return the indices of the filled rows of the tasks that ended."""
 
-    def sample(self, n, *, earlier_tasks=False):
+    def sample(self, n, *, earlier_tasks=False, generator=None):
         """Return the indices of up to ``n`` filled rows drawn without replacement.
 
         All the filled rows if there are at most ``n`` (only those of the tasks
         that ended, with ``earlier_tasks``); None if there is none. The
-        indices are on the memory's device.
+        indices are on the memory's device. The draw comes from ``generator``
+        (a plug-in passes ``net.generator_``; None: torch's global generator).
         """
         rows = self.earlier() if earlier_tasks else self.filled()
         if len(rows) == 0:
             return None
         if len(rows) > n:
-            rows = rows[torch.randperm(len(rows))[:n]]
+            rows = rows[torch.randperm(len(rows), generator=generator)[:n]]
         return rows.to(self.X.device)
 
     def begin_task(self, task):

@@ -11,7 +11,8 @@ class ReservoirMemory(Memory):
     Vitter's algorithm R: the ``n``-th sample seen (1-based) is stored while
     ``n <= capacity``; after that it replaces a row drawn uniformly from
     ``[0, n)`` if that row exists. Every sample seen is then in memory with
-    probability ``capacity / n``. Draws use torch's global generator.
+    probability ``capacity / n``. Draws come from the generator given to
+    :meth:`add` (a plug-in's ``net.generator_``).
 
     Parameters
     ----------
@@ -77,10 +78,11 @@ class ReservoirMemory(Memory):
     def rows_needed(self):
         return self.capacity
 
-    def slots(self, y):
+    def slots(self, y, generator=None):
         n, capacity = len(y), self.capacity
         seen = np.arange(self.n_seen + 1, self.n_seen + n + 1, dtype=np.float64)
-        draws = np.floor(torch.rand(n, dtype=torch.float64).numpy() * seen)
+        uniform = torch.rand(n, dtype=torch.float64, generator=generator)
+        draws = np.floor(uniform.numpy() * seen)
         self.n_seen += n
         slots = np.where(seen <= capacity, seen - 1, draws).astype(np.int64)
         rows = np.flatnonzero(slots < capacity)

@@ -1,8 +1,7 @@
 """The search gives the same results sequentially, on a process pool and on Dask.
 
-The Dask cluster runs worker processes (``processes=True``): the estimators
-seed torch's process-global generator, so two fits in threads of one process
-would interfere and break reproducibility.
+The Dask cluster runs worker processes (``processes=True``); fits in threads
+of one process equal them too (``tests/test_randomness.py``).
 """
 
 import joblib
