@@ -126,6 +126,8 @@ class BiC(ER):
         "bias_epochs": [SIZE],
         "bias_lr": [Interval(numbers.Real, 0, None, closed="neither")],
     }
+    # Not stacked: its term subtracts the task loss, which the stacked
+    # backend differentiates apart from the terms.
     stackable_steps = candidate_steps = ()
 
     def __init__(

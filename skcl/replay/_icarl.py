@@ -6,6 +6,7 @@ from torch import nn
 
 from .._constraints import SIZE
 from .._plugin import Plugin
+from ..modules import MLP
 from ._base import Replay
 
 
@@ -17,8 +18,6 @@ def feature_extractor(module):
     layer but the last. Other modules are refused with a TypeError: their
     feature layer cannot be told.
     """
-    from ..modules import MLP
-
     if isinstance(module, MLP):
         return lambda X: module.layers[:-1](X.flatten(1))
     if isinstance(module, nn.Sequential) and len(module) > 1:
@@ -140,7 +139,7 @@ class ICaRL(Replay):
                 f"{type(self).__name__} learns classes: use it with "
                 "ContinualClassifier."
             )
-        feature_extractor(net.module_)
+        feature_extractor(net.module_)  # refuses a module without one
         device = next(net.module_.parameters()).device
         n_classes = len(net.classes)
         self.teacher_ = copy.deepcopy(net.module_).eval().requires_grad_(False)
