@@ -25,7 +25,9 @@ DER_REGIMES = {
     "der-rotated-mnist": {"base": dict(_BASE, batch_size=128)},
 }
 # GEM's gamma is its margin; LwF's alpha its lam. BiC has no DER-paper
-# setting: it takes iCaRL's.
+# setting: it takes iCaRL's; JOINT none listed: it takes SGD's. oEWC and SI
+# are left out: their strengths follow Mammoth's scaling, not checked
+# against skcl's lam.
 _SEQ = {
     "naive": dict(lr=0.03),
     "joint": dict(lr=0.03),
