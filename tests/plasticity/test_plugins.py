@@ -362,3 +362,22 @@ def test_they_run_task_free_chunk_after_chunk(stream, name):
         # Some unit lived through the 18 steps of the 3 chunks.
         assert int(penalty.ages_[0].max()) == len(X) // 10
         assert sum(penalty.n_replaced_) > 0
+
+
+@pytest.mark.parametrize(
+    "plugin, key",
+    [
+        (ReDO(period=0), "penalty__period"),
+        (ReDO(tau=-0.1), "penalty__tau"),
+        (ReDO(reinit="zeros"), "penalty__reinit"),
+        (ContinualBackprop(rho=1.5), "penalty__rho"),
+        (ContinualBackprop(decay=1.0), "penalty__decay"),
+        (ContinualBackprop(maturity=-1), "penalty__maturity"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_them_before_training(rows, plugin, key):
+    X, y = rows
+    clf = tiny(plugin)
+    with pytest.raises(ValueError, match=key):
+        clf.fit(X, y)
+    assert not hasattr(clf, "tasks_")
