@@ -44,6 +44,7 @@ _NAMESPACES = (
     "skcl.replay",
     "skcl.plasticity",
     "skcl.callbacks",
+    "skcl.datasets",
 )
 
 

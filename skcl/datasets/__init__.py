@@ -6,6 +6,7 @@ concatenated in order (task 0's rows first), ready for
 :func:`train_test_split_stream`.
 """
 
+from ._augment import RandomCropFlip
 from ._cifar import fetch_cifar10, fetch_cifar100
 from ._column import split_by_column
 from ._digits import load_digits_stream
@@ -22,6 +23,7 @@ from ._tiny_imagenet import fetch_tiny_imagenet
 from ._train_test import train_test_split_stream
 
 __all__ = [
+    "RandomCropFlip",
     "fetch_cifar10",
     "fetch_cifar100",
     "fetch_mnist",
