@@ -15,7 +15,7 @@ import torch
 from skcl import ContinualClassifier, ContinualRegressor, Plugin
 from skcl._persistence import _read, _write, load, save
 from skcl.penalties import EWC, SI, LwF
-from skcl.replay import AGEM, DERPP, ER
+from skcl.replay import AGEM, DERPP, ER, BiC, ICaRL
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,6 +27,8 @@ ESTIMATORS = {
     "ewc": lambda: ContinualClassifier(penalty=EWC(lam=1.0)),
     "si": lambda: ContinualClassifier(penalty=SI(lam=1.0)),
     "lwf": lambda: ContinualClassifier(penalty=LwF(lam=1.0)),
+    "icarl": lambda: ContinualClassifier(replay=ICaRL(memory_size=9)),
+    "bic": lambda: ContinualClassifier(replay=BiC(memory_size=20)),
 }
 
 
@@ -201,6 +203,31 @@ CASES = {
         "lwf",
         set_tensor("old_classes_", set_item(0, 7)),
         r"old_classes_ should hold sorted distinct class indices in \[0, 3\)",
+    ),
+    "ICaRL exemplar labels beyond the model's": (
+        "icarl",
+        set_tensor("memory_y_", set_item(0, 7)),
+        r"plug-in 0 \(ICaRL\): memory_X_ and memory_y_ should hold at most",
+    ),
+    "ICaRL class means NaN": (
+        "icarl",
+        set_tensor("class_means_/1", set_item(0, math.nan)),
+        r"plug-in 0 \(ICaRL\): class_means_ holds NaN or infinite values",
+    ),
+    "ICaRL class mask of ints": (
+        "icarl",
+        set_tensor("old_classes_", lambda t: t.long()),
+        r"old_classes_ should be a boolean mask of 3 classes",
+    ),
+    "BiC bias layer of three values": (
+        "bic",
+        set_tensor("bias_/1", lambda t: torch.zeros(3)),
+        r"plug-in 0 \(BiC\): bias_ should hold \(alpha, beta\) pairs",
+    ),
+    "BiC held-out labels beyond the model's": (
+        "bic",
+        set_tensor("holdout_y_", set_item(0, 5)),
+        r"holdout_X_ and holdout_y_ should hold inputs like X and labels",
     ),
     "module weights NaN": (
         "ewc",
