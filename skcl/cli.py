@@ -16,6 +16,8 @@ from ._benchmark import (
     STREAMS,
     strategy_params,
 )
+from ._benchmark._image_presets import IMAGE_STRATEGIES
+from ._benchmark._image_streams import IMAGE_STREAMS
 
 # The options whose value is one comma-separated list (a space splits it in two).
 _LIST_OPTIONS = ("--strategies", "--hidden")
@@ -265,17 +267,18 @@ def build_parser():
         type=_number(int, positive=True),
         help=_default(
             "number of tasks",
-            "5 on the digits, 2 on shared-split-mnist, 20 on the other MNIST streams",
+            "5 on the digits, 2 on shared-split-mnist, 20 on the other MNIST "
+            "streams and split-cifar100, 5 on seq-cifar10, 10 on seq-tiny-imagenet",
         ),
     )
     bench.add_argument(
         "--strategies",
         type=_list(str, STRATEGIES),
-        default=list(STRATEGIES),
         metavar="A,B,...",
         help=_default(
             f"comma-separated, from: {', '.join(STRATEGIES)}",
-            f"all {len(STRATEGIES)}",
+            f"all {len(STRATEGIES)}; on {', '.join(IMAGE_STREAMS)} Table 2's: "
+            f"{','.join(IMAGE_STRATEGIES)}",
         ),
     )
     bench.add_argument(
@@ -383,14 +386,15 @@ def build_parser():
         "--data-home",
         metavar="FOLDER",
         help=_default(
-            "folder with the four MNIST IDX files (downloaded there if missing)",
+            "folder with the four MNIST IDX files, or the CIFAR-10, CIFAR-100 or "
+            "Tiny ImageNet archive (downloaded there if missing)",
             "$SKCL_DATA, else ~/skcl_data",
         ),
     )
     data.add_argument(
         "--train-size",
         type=_number(int, positive=True),
-        help=_default("MNIST training images per task", "all 60,000"),
+        help=_default("MNIST training images per task (image streams: in all)", "all"),
     )
     data.add_argument(
         "--output",
@@ -460,6 +464,14 @@ def _load_first_stream(stream_args, seed):
             or os.environ.get("SKCL_DATA")
             or os.path.join("~", "skcl_data")
         )
+        if stream_args["name"] in IMAGE_STREAMS:
+            archive = IMAGE_STREAMS[stream_args["name"]][-1]
+            raise OSError(
+                f"{stream_args['name']} needs the archive {archive} (or the folder "
+                f"it extracts to) in {folder}: pass --data-home <folder with the "
+                "archive> or set SKCL_DATA=<folder>, or run once with internet "
+                f"access to download it there.\n{error}"
+            ) from error
         raise OSError(
             f"{stream_args['name']} needs the four MNIST IDX files "
             "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
@@ -493,6 +505,9 @@ def _benchmark(args):
     overrides = {k: getattr(args, k) for k in (*OVERRIDES, "lam", "memory_size")}
     if overrides["hidden"] is not None:
         overrides["hidden"] = tuple(overrides["hidden"])
+    if args.strategies is None:
+        image = args.stream in IMAGE_STREAMS
+        args.strategies = list(IMAGE_STRATEGIES if image else STRATEGIES)
     start = time.perf_counter()
     stream = _load_first_stream(stream_args, args.stream_seed or 0)
     params = {

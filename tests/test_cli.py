@@ -1,10 +1,12 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from _tolerance import tolerance
 
 from skcl import ContinualClassifier
@@ -19,6 +21,7 @@ from skcl._benchmark import (
 )
 from skcl.cli import main
 from skcl.datasets import fetch_mnist
+from skcl.modules import ReducedResNet18, ResNet18
 from skcl.penalties import EWC
 from skcl.replay import AGEM, DER, DERPP, ER, ERACE, GEM, GDumb
 
@@ -674,3 +677,136 @@ def test_the_environment_line_reads_as_written():
         "Python 3.11.7; AMD EPYC 7B13, 2 cores, AVX2 kernels, 2 torch threads, "
         "float64, ATEN_CPU_CAPABILITY=default"
     )
+
+
+def write_cifar(folder, name, train_per_class, test_per_class):
+    """A CIFAR binary folder in the official layout, a few images per class."""
+    rng = np.random.RandomState(0)
+    n_classes = 100 if name == "cifar-100-binary" else 10
+    files = (
+        {"train.bin": train_per_class, "test.bin": test_per_class}
+        if n_classes == 100
+        else {
+            **{f"data_batch_{i}.bin": train_per_class // 5 for i in range(1, 6)},
+            "test_batch.bin": test_per_class,
+        }
+    )
+    root = folder / name
+    root.mkdir()
+    for file, per_class in files.items():
+        labels = np.repeat(np.arange(n_classes), per_class)
+        rng.shuffle(labels)
+        records = [
+            bytes([label // 5] * (n_classes == 100) + [label])
+            + rng.randint(0, 256, 3072).astype(np.uint8).tobytes()
+            for label in labels
+        ]
+        (root / file).write_bytes(b"".join(records))
+    names = ["coarse_label_names.txt", "fine_label_names.txt"]
+    for file, n in (
+        zip(names, (20, 100), strict=True)
+        if n_classes == 100
+        else [("batches.meta.txt", 10)]
+    ):
+        (root / file).write_text("\n".join(f"class{i}" for i in range(n)))
+
+
+def test_split_cifar100_is_table_2s_task_incremental_stream(tmp_path):
+    write_cifar(tmp_path, "cifar-100-binary", 2, 1)
+    stream = load_stream("split-cifar100", data_home=tmp_path)
+    assert (stream.n_tasks, stream.regime, stream.multi_head) == (
+        20,
+        "split-cifar100",
+        True,
+    )
+    for k in range(20):
+        X, y = stream.task(k)
+        assert sorted(set(y)) == list(range(5 * k, 5 * k + 5)) and len(y) == 10
+        assert X.shape == (10, 3, 32, 32) and X.dtype == np.float32
+        test = stream.t_test == k
+        assert sorted(stream.y_test[test]) == list(range(5 * k, 5 * k + 5))
+    # Normalized per channel with the training images' statistics.
+    X = np.concatenate([stream.task(k)[0] for k in range(20)])
+    n = X[:, 0].size
+    for c in range(3):
+        # float32 sums of n values of about 1 (Higham's gamma_n).
+        bound = tolerance(n, np.abs(X[:, c]).max(), torch.float32)
+        assert abs(X[:, c].mean(dtype=np.float64)) < bound
+        assert abs(X[:, c].std(dtype=np.float64) - 1) < bound
+    assert load_stream("split-cifar100", data_home=tmp_path, n_tasks=10).n_tasks == 10
+    with pytest.raises(ValueError, match="n_tasks dividing its 100 classes"):
+        load_stream("split-cifar100", data_home=tmp_path, n_tasks=7)
+
+
+def test_seq_cifar10_is_scored_class_and_task_incrementally(tmp_path):
+    write_cifar(tmp_path, "cifar-10-batches-bin", 5, 2)
+    stream = load_stream("seq-cifar10", data_home=tmp_path, holdout=10)
+    assert not stream.multi_head and stream.regime == "seq-cifar10"
+    assert [c.tolist() for c in stream.task_classes] == [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+        [6, 7],
+        [8, 9],
+    ]
+    # holdout: the last image of each class, evaluated instead of the test set.
+    assert [len(stream.task(k)[1]) for k in range(5)] == [8] * 5
+    assert sorted(stream.y_test) == list(range(10))
+
+
+def test_image_presets_follow_table_2():
+    naive = strategy_params("naive", "split-cifar100", {}, n_tasks=20, n_classes=100)
+    assert naive["module"] is ReducedResNet18
+    assert (naive["lr"], naive["batch_size"], naive["momentum"]) == (0.01, 10, 0.8)
+    stable = strategy_params("stable-sgd", "split-cifar100", {}, n_classes=100)
+    assert (stable["lr"], stable["lr_decay"], stable["module__dropout"]) == (
+        0.08,
+        0.8,
+        0.5,
+    )
+    ewc = strategy_params("ewc", "split-cifar100", {}, n_classes=100)
+    assert ewc["penalty"].lam == 10.0 and (ewc["lr"], ewc["momentum"]) == (0.03, 0.0)
+    er = strategy_params("er", "split-cifar100", {}, n_tasks=20, n_classes=100)
+    assert (er["replay"].memory_size, er["replay"].memory_batch_size) == (100, 10)
+    agem = strategy_params("agem", "split-cifar100", {"memory_size": 2}, n_classes=100)
+    assert agem["replay"].memory_size == 2 and agem["lr"] == 0.03
+    seq = strategy_params("er", "seq-tiny-imagenet", {"lr": 0.05}, n_classes=200)
+    assert seq["module"] is ResNet18 and seq["replay"].memory_size == 200
+    assert seq["lr"] == 0.05
+    with pytest.raises(ValueError, match="si has no preset on split-cifar100"):
+        strategy_params("si", "split-cifar100", {}, n_classes=100)
+
+
+def test_benchmark_runs_split_cifar100(tmp_path, capsys):
+    write_cifar(tmp_path, "cifar-100-binary", 2, 1)
+    args = ["benchmark", "--stream", "split-cifar100", "--data-home", str(tmp_path)]
+    args += ["--n-tasks", "2", "--seeds", "1", "--strategies", "naive,er"]
+    args += ["--output", str(tmp_path / "out"), "--no-plots", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "split-cifar100: task-incremental, one head per task; 2 tasks"
+    )
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    runs = results["runs"] if isinstance(results, dict) else results
+    assert {run["strategy"] for run in runs} == {"naive", "er"}
+
+
+def test_offline_image_stream_names_data_home_and_skcl_data(
+    tmp_path, capsys, monkeypatch
+):
+    import skcl.datasets._archives as archives
+
+    def offline(url, timeout=None):
+        raise OSError("no network")
+
+    monkeypatch.setattr(archives, "urlopen", offline)
+    args = ["benchmark", "--stream", "seq-cifar10", "--data-home", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "skcl benchmark: error: seq-cifar10 needs the archive cifar-10-binary.tar.gz"
+    )
+    assert "pass --data-home <folder with the archive> or set SKCL_DATA" in err
+    assert str(tmp_path) in err and "no network" in err
+    assert os.listdir(tmp_path) == []

@@ -3,6 +3,7 @@
 from ..penalties import EWC, L2, MAS, SI, L2Init, LwF
 from ..replay import AGEM, DER, DERPP, ER, ERACE, GEM, BiC, GDumb, ICaRL
 from ._der_presets import DER_REGIMES, der_params
+from ._image_presets import IMAGE_REGIMES, image_params
 
 STRATEGIES = (
     "naive",
@@ -105,6 +106,7 @@ REGIMES = {
         "replay": _MNIST_REPLAY,
     },
     **DER_REGIMES,
+    **IMAGE_REGIMES,
 }
 
 _PENALTIES = {
@@ -162,6 +164,8 @@ def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
     """
     if regime in DER_REGIMES:
         return der_params(strategy, regime, overrides, n_tasks=n_tasks)
+    if regime in IMAGE_REGIMES:
+        return image_params(strategy, regime, overrides, n_classes=n_classes)
     family = REGIMES[regime]
     params = dict(family["base"])
     if strategy in _MEMORY_STRATEGIES:

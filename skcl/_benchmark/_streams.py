@@ -11,6 +11,9 @@ from ..datasets import (
     make_rotated_stream,
     make_split_stream,
 )
+from ._image_streams import DATA as _IMAGE_DATA
+from ._image_streams import IMAGE_STREAMS, load_image_stream
+from ._image_streams import SCENARIOS as _IMAGE_SCENARIOS
 
 STREAMS = (
     "permuted-digits",
@@ -23,6 +26,7 @@ STREAMS = (
     "seq-mnist",
     "der-permuted-mnist",
     "der-rotated-mnist",
+    *IMAGE_STREAMS,
 )
 # What each stream is, for ``skcl benchmark --help`` and the header of its
 # output: the scenario (van de Ven, Tuytelaars and Tolias, 2022: task-, domain-
@@ -41,6 +45,7 @@ SCENARIOS = {
     "task-incremental: each task's two outputs, from the same fit)",
     "der-permuted-mnist": "domain-incremental, one shared head",
     "der-rotated-mnist": "domain-incremental, one shared head",
+    **_IMAGE_SCENARIOS,
 }
 DATA = {
     "permuted-digits": "scikit-learn's 8x8 digits, a new pixel permutation per "
@@ -68,6 +73,7 @@ DATA = {
     "der-rotated-mnist": "the DER paper's R-MNIST: each task rotated by an "
     "angle drawn uniformly in [0, 180) degrees; 20 tasks of 60,000 training "
     "and 10,000 test images",
+    **_IMAGE_DATA,
 }
 
 
@@ -103,6 +109,8 @@ def regime_of(name):
     """Return the family of training regimes (see ``_presets``) of stream ``name``."""
     if name.endswith("digits"):
         return "digits"
+    if name in IMAGE_STREAMS:
+        return name
     if name == "seq-mnist" or name.startswith("der-"):
         return name if name.startswith("der-") else "der-seq-mnist"
     return "mnist-rotated" if name.startswith("rotated") else "mnist-permuted"
@@ -123,6 +131,8 @@ def load_stream(
         return _digits(name.removesuffix("-digits"), n_tasks, seed)
     if name == "shared-split-mnist":
         return _shared_split_mnist(n_tasks or 2, data_home, train_size, holdout)
+    if name in IMAGE_STREAMS:
+        return load_image_stream(name, n_tasks, data_home, train_size, holdout)
     if name == "seq-mnist":
         return _seq_mnist(n_tasks or 5, data_home, train_size, holdout)
     stream = _mnist(
