@@ -149,7 +149,8 @@ def hand_icarl(X0, y0, X, y, memory_size, memory_batch, batch_size, lr):
         active[yb] = True
         rows = draw(len(memory_y), memory_batch)
         inputs = torch.cat([Xb, memory_X[rows]])
-        targets = F.one_hot(torch.cat([yb, memory_y[rows]]), 10).float()
+        labels = torch.cat([yb, memory_y[rows]])
+        targets = torch.zeros(len(labels), 10).scatter_(1, labels[:, None], 1.0)
         with torch.no_grad():
             targets = torch.where(old, torch.sigmoid(teacher(inputs)), targets)
         weight = active.float().expand_as(targets)

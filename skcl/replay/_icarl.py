@@ -185,7 +185,8 @@ class ICaRL(Replay):
 
     def loss(self, net, step):
         logits = step.logits
-        targets = F.one_hot(step.targets, logits.shape[1]).to(logits.dtype)
+        one_hot = logits.new_zeros(logits.shape)
+        targets = one_hot.scatter_(1, step.targets[:, None], 1.0)
         if bool(self.old_classes_.any()):
             with torch.no_grad():
                 old = torch.sigmoid(self.teacher_(step.inputs))
