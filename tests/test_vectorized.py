@@ -16,7 +16,7 @@ from skcl._engine._by_hand import by_hand
 from skcl._engine._network import StackedNetwork
 from skcl.modules import MLP
 from skcl.penalties import EWC, L2, MAS, SI, LwF, ShrinkAndPerturb
-from skcl.replay import AGEM, DERPP, ER
+from skcl.replay import AGEM, DER, DERPP, ER, ERACE, GEM
 
 
 @pytest.fixture(autouse=True)
@@ -227,11 +227,14 @@ def test_replay_candidates_equal_alone(stream, memory, seeds):
     [
         dict(penalty=LwF(lam=1.0)),
         dict(replay=DERPP(memory_size=30, memory_batch_size=8)),
+        dict(replay=DER(memory_size=30, memory_batch_size=8)),
+        dict(replay=ERACE(memory_size=30, memory_batch_size=8)),
+        dict(replay=GEM(memory_size=10)),
         dict(replay=AGEM(memory_size=5, memory_batch_size=8)),
         dict(penalty=[LwF(lam=0.5), SI(lam=0.1)], replay=ER(memory_size=20)),
         dict(penalty=ShrinkAndPerturb(shrink=0.01, noise=0.01)),
     ],
-    ids=["lwf", "derpp", "agem", "lwf-si-er", "shrink-perturb"],
+    ids=["lwf", "derpp", "der", "erace", "gem", "agem", "lwf-si-er", "shrink-perturb"],
 )
 @pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["one-seed", "seeds"])
 def test_per_candidate_hooks_equal_alone(stream, plugins, seeds):
