@@ -810,3 +810,33 @@ def test_offline_image_stream_names_data_home_and_skcl_data(
     assert "pass --data-home <folder with the archive> or set SKCL_DATA" in err
     assert str(tmp_path) in err and "no network" in err
     assert os.listdir(tmp_path) == []
+
+
+def test_seq_tiny_imagenet_from_its_jpegs(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = [f"n{i:02d}" for i in range(4)]
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids))
+    (root / "words.txt").write_text("\n".join(f"{w}\tclass {w}" for w in wnids))
+    rng = np.random.RandomState(0)
+
+    def jpeg(path):
+        pixels = rng.randint(0, 256, (64, 64, 3)).astype(np.uint8)
+        image.fromarray(pixels).save(path, format="JPEG")
+
+    for wnid in wnids:
+        (root / "train" / wnid / "images").mkdir(parents=True)
+        for i in range(3):
+            jpeg(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG")
+        jpeg(root / "val" / "images" / f"val_{wnid}.JPEG")
+    (root / "val" / "val_annotations.txt").write_text(
+        "\n".join(f"val_{w}.JPEG\t{w}\t0\t0\t63\t63" for w in reversed(wnids))
+    )
+    stream = load_stream("seq-tiny-imagenet", data_home=tmp_path, n_tasks=2)
+    assert not stream.multi_head and stream.regime == "seq-tiny-imagenet"
+    assert [c.tolist() for c in stream.task_classes] == [[0, 1], [2, 3]]
+    X, y = stream.task(1)
+    assert X.shape == (6, 3, 64, 64) and sorted(y) == [2, 2, 2, 3, 3, 3]
+    np.testing.assert_array_equal(stream.t_test, [0, 0, 1, 1])
+    assert (tmp_path / "tiny-imagenet-200.npz").is_file()
