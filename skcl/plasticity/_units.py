@@ -53,7 +53,8 @@ def hidden_layers(module, owner, *, crelu=False):
     TypeError
         Naming ``owner`` unless ``module`` is a :class:`skcl.modules.MLP` or an
         ``nn.Sequential`` of ``Linear``, ``LayerNorm``, elementwise activation
-        and ``Dropout`` layers (an optional ``Flatten`` first), all trainable.
+        (with their default arguments) and ``Dropout`` layers (an optional
+        ``Flatten`` first), all trainable.
     """
     leaves = _leaves(module.layers if type(module) is MLP else module)
     index = {id(p): i for i, p in enumerate(module.parameters())}
@@ -62,9 +63,11 @@ def hidden_layers(module, owner, *, crelu=False):
     linear = [i for i, leaf in enumerate(leaves) if type(leaf) is nn.Linear]
     known = (nn.Linear, nn.LayerNorm, nn.Dropout, *_ACTIVATIONS)
     bad = [
-        type(leaf).__name__
+        repr(leaf)
         for leaf in leaves
-        if type(leaf) not in known or (type(leaf) is CReLU and not crelu)
+        if type(leaf) not in known
+        or (type(leaf) is CReLU and not crelu)
+        or (type(leaf) in _ACTIVATIONS and _settings(leaf) != _settings(type(leaf)()))
     ]
     frozen = any(not p.requires_grad for p in module.parameters())
     if bad or frozen or not linear or linear[-1] != len(leaves) - 1:
@@ -74,8 +77,8 @@ def hidden_layers(module, owner, *, crelu=False):
         raise TypeError(
             f"{owner} finds the hidden units of an skcl.modules.MLP or an "
             "nn.Sequential of Linear layers, each but the last followed by an "
-            "optional LayerNorm, an elementwise activation (ReLU, Tanh, ...) and "
-            f"optional Dropout, all trainable; {what}."
+            "optional LayerNorm, an elementwise activation (ReLU, Tanh, ... with "
+            f"its default arguments) and optional Dropout, all trainable; {what}."
         )
     layers = []
     for start, stop in itertools.pairwise(linear):
@@ -104,6 +107,15 @@ def hidden_layers(module, owner, *, crelu=False):
     return layers
 
 
+def _settings(activation):
+    """An activation's arguments but ``inplace``: the functions take defaults."""
+    return {
+        k: v
+        for k, v in vars(activation).items()
+        if not k.startswith("_") and k not in ("training", "inplace")
+    }
+
+
 def _rows(layer, index):
     bias = getattr(layer, "bias", None)
     return index[id(layer.weight)], None if bias is None else index[id(bias)]
@@ -126,7 +138,7 @@ def hidden_features(layers, params, X):
     for layer in map(HiddenLayer._make, layers):
         h = F.linear(h, params[layer.weight], _get(params, layer.bias))
         if layer.norm is not None:
-            weight, bias = (params[i] for i in layer.norm)
+            weight, bias = (_get(params, i) for i in layer.norm)
             h = F.layer_norm(h, weight.shape, weight, bias, layer.eps)
         h = activations[layer.activation](h)
         features.append(h)

@@ -381,3 +381,48 @@ def test_bad_parameters_are_refused_naming_them_before_training(rows, plugin, ke
     with pytest.raises(ValueError, match=key):
         clf.fit(X, y)
     assert not hasattr(clf, "tasks_")
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        lambda: MLP(6, 3, hidden_sizes=(5, 4), layer_norm=True, dropout=0.3),
+        lambda: nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(6, 5),
+            nn.LayerNorm(5, bias=False),
+            nn.GELU(),
+            nn.Linear(5, 4),
+            nn.Tanh(),
+            nn.Linear(4, 3, bias=False),
+        ),
+    ],
+    ids=["mlp", "sequential"],
+)
+def test_the_hidden_features_are_the_networks_own(module):
+    """What the plug-ins score: each activation's output, dropout off."""
+    from skcl.plasticity._units import hidden_features, hidden_layers
+
+    torch.manual_seed(0)
+    module = module().eval()
+    layers = [tuple(layer) for layer in hidden_layers(module, "test")]
+    outputs = []
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: outputs.append(o))
+        for m in module.modules()
+        if type(m) in (nn.ReLU, nn.GELU, nn.Tanh)
+    ]
+    X = torch.randn(7, 6)
+    module(X)
+    for hook in hooks:
+        hook.remove()
+    features = hidden_features(layers, list(module.parameters()), X)
+    assert len(features) == len(outputs) == 2
+    for mine, theirs in zip(features, outputs, strict=True):
+        assert torch.equal(mine, theirs)
+
+
+def test_activations_with_other_arguments_are_refused():
+    module = nn.Sequential(nn.Linear(3, 4), nn.ELU(alpha=2.0), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"it holds ELU\(alpha=2.0\)"):
+        tiny(ReDO(), module=module).fit(np.zeros((4, 3)), [0, 1, 0, 1])
