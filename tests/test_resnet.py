@@ -5,7 +5,7 @@ import pytest
 import torch
 from _tolerance import tolerance, training_operations
 
-from skcl import ContinualClassifier, load, save
+from skcl import ContinualClassifier, Plugin, load, save
 from skcl._engine import fit_together
 from skcl.modules import ReducedResNet18, ResNet18
 
@@ -174,3 +174,22 @@ def test_candidates_stacked_by_vmap_equal_each_trained_alone():
         ):
             bound = tolerance(training_operations(alone.module_, len(X)), b)
             torch.testing.assert_close(a, b, rtol=0, atol=bound)
+
+
+class _FailsInTask1(Plugin):
+    def after_step(self, net, step):
+        if net.task_index_ == 1:
+            raise RuntimeError("stop")
+
+
+def test_a_failed_chunk_leaves_the_batch_statistics_as_they_were():
+    X, y, t = tiny_stream()
+    clf = tiny(multi_head=True, penalty=_FailsInTask1())
+    clf.fit(X[t == 0], y[t == 0], task_id=t[t == 0])
+    before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    with pytest.raises(RuntimeError, match="stop"):
+        clf.partial_fit(X[t == 1], y[t == 1], task_id=1)
+    after = clf.module_.state_dict()
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        torch.testing.assert_close(after[name], value, rtol=0, atol=0)
