@@ -17,6 +17,7 @@ from skcl._benchmark import (
     load_stream,
     regime_of,
     run_strategy,
+    seed_streams,
     strategy_params,
 )
 from skcl.cli import main
@@ -733,7 +734,10 @@ def test_split_cifar100_is_table_2s_task_incremental_stream(tmp_path):
         bound = tolerance(n, np.abs(X[:, c]).max(), torch.float32)
         assert abs(X[:, c].mean(dtype=np.float64)) < bound
         assert abs(X[:, c].std(dtype=np.float64) - 1) < bound
-    assert load_stream("split-cifar100", data_home=tmp_path, n_tasks=10).n_tasks == 10
+    # The same stream for every seed: nothing is drawn, one copy is held.
+    args = dict(name="split-cifar100", n_tasks=10, data_home=tmp_path, train_size=None)
+    first, second = seed_streams(args, [0, 1], None)
+    assert first is second and first.n_tasks == 10
     with pytest.raises(ValueError, match="n_tasks dividing its 100 classes"):
         load_stream("split-cifar100", data_home=tmp_path, n_tasks=7)
 

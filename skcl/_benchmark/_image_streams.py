@@ -43,7 +43,23 @@ DATA = {
 
 
 def load_image_stream(name, n_tasks, data_home, train_size, holdout):
-    """Build the image stream ``name`` (see ``_streams.load_stream``)."""
+    """Build the image stream ``name`` (see ``_streams.load_stream``).
+
+    Its tasks draw nothing: every seed gets the same stream, built once (its
+    seeds then train stacked on shared data, holding one copy of the images).
+    """
+    key = (name, n_tasks, data_home, train_size, holdout)
+    if _LAST.get("key") != key:
+        _LAST.clear()
+        _LAST["stream"] = _build(*key)
+        _LAST["key"] = key
+    return _LAST["stream"]
+
+
+_LAST = {}
+
+
+def _build(name, n_tasks, data_home, train_size, holdout):
     from ._streams import TaskStream
 
     fetch, default_tasks, multi_head, _ = IMAGE_STREAMS[name]
