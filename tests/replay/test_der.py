@@ -21,6 +21,9 @@ from torch import nn
 from skcl import ContinualRegressor
 from skcl.replay import DER, DERPP
 
+# Tiny networks train fastest on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_der_is_derpp_without_the_label_term(digits_stream):
     X, y, t = digits_stream
@@ -67,7 +70,7 @@ def test_der_trains_like_a_hand_written_loop(digits_stream):
         torch.testing.assert_close(got, expected, atol=bound, rtol=0)
 
 
-def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+def test_stacks_in_a_search_like_alone(digits_stream):
     check_stacks_like_alone(DER(memory_size=50), digits_stream)
 
 
@@ -75,7 +78,7 @@ def test_fit_equals_partial_fit_sequence(digits_stream):
     check_fit_equals_partial_fit(DER(memory_size=50), digits_stream)
 
 
-def test_random_state_seeds_the_memory(digits_stream, one_torch_thread):
+def test_random_state_seeds_the_memory(digits_stream):
     check_random_state_seeds_the_memory(DER(memory_size=50), digits_stream)
 
 
@@ -89,7 +92,7 @@ def test_failed_chunk_rolls_the_memory_back_bitwise(digits_stream):
     check_failed_chunk_rolls_back_bitwise(DER(memory_size=50), digits_stream)
 
 
-def test_forgets_less_than_naive_on_split_digits(one_torch_thread):
+def test_forgets_less_than_naive_on_split_digits():
     check_forgets_less_than_naive(DER(alpha=0.5, memory_size=200))
 
 

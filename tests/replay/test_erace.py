@@ -20,6 +20,9 @@ import skcl
 from skcl import ContinualRegressor, Step
 from skcl.replay import ERACE
 
+# Tiny networks train fastest on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Three tasks of new digits: 0-2, 3-5, 6-9.
 GROUPS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
 
@@ -92,7 +95,7 @@ def test_multi_head_trains_on_a_split_stream():
     assert clf.score(X_test, y_test, task_id=t_test) > 0.9
 
 
-def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+def test_stacks_in_a_search_like_alone(digits_stream):
     check_stacks_like_alone(ERACE(memory_size=50), digits_stream)
 
 
@@ -100,7 +103,7 @@ def test_fit_equals_partial_fit_sequence(digits_stream):
     check_fit_equals_partial_fit(ERACE(memory_size=50), digits_stream)
 
 
-def test_random_state_seeds_the_memory(digits_stream, one_torch_thread):
+def test_random_state_seeds_the_memory(digits_stream):
     check_random_state_seeds_the_memory(ERACE(memory_size=50), digits_stream)
 
 
@@ -124,7 +127,7 @@ def test_failed_chunk_rolls_the_memory_back_bitwise(digits_stream):
     assert clf.replay_.seen_classes_.tolist() == [True] * 5 + [False] * 5
 
 
-def test_forgets_less_than_naive_on_split_digits(one_torch_thread):
+def test_forgets_less_than_naive_on_split_digits():
     check_forgets_less_than_naive(ERACE(memory_size=200, memory_batch_size=10))
 
 

@@ -17,6 +17,9 @@ import skcl
 from skcl import ContinualRegressor
 from skcl.replay import GDumb, GreedyMemory
 
+# Tiny networks train fastest on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAST = dict(memory_size=60, epochs=3, batch_size=20)
 
 
@@ -121,7 +124,7 @@ def test_predictions_come_from_the_retrained_network(digits_stream):
     assert clf.score(memory.X.numpy(), memory.y.numpy()) > 0.9
 
 
-def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+def test_stacks_in_a_search_like_alone(digits_stream):
     check_stacks_like_alone(GDumb(**FAST), digits_stream)
 
 
@@ -149,7 +152,7 @@ def test_failed_retraining_rolls_everything_back_bitwise(digits_stream):
     check_failed_chunk_rolls_back_bitwise(GDumb(**FAST), digits_stream, at=3)
 
 
-def test_forgets_less_than_naive_on_split_digits(one_torch_thread):
+def test_forgets_less_than_naive_on_split_digits():
     check_forgets_less_than_naive(GDumb(memory_size=200, epochs=16), max_epochs=1)
 
 

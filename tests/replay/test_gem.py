@@ -22,6 +22,9 @@ from skcl import ContinualRegressor, Step
 from skcl.replay import GEM
 from skcl.replay._gem import solve_dual
 
+# Tiny networks train fastest on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EPS64 = torch.finfo(torch.float64).eps
 
 
@@ -176,7 +179,7 @@ def test_gem_trains_like_a_hand_written_loop(digits_stream):
     assert clf.replay_.n_projected_ == projected > 0
 
 
-def test_stacks_in_a_search_like_alone(digits_stream, one_torch_thread):
+def test_stacks_in_a_search_like_alone(digits_stream):
     check_stacks_like_alone(GEM(memory_size=20), digits_stream)
 
 
@@ -184,7 +187,7 @@ def test_fit_equals_partial_fit_sequence(digits_stream):
     check_fit_equals_partial_fit(GEM(memory_size=20), digits_stream)
 
 
-def test_random_state_seeds_the_memory(digits_stream, one_torch_thread):
+def test_random_state_seeds_the_memory(digits_stream):
     check_random_state_seeds_the_memory(GEM(memory_size=20), digits_stream)
 
 
@@ -206,7 +209,7 @@ def test_failed_chunk_rolls_the_memory_back_bitwise(digits_stream):
     assert clf.replay_.n_projected_ == before.replay_.n_projected_
 
 
-def test_forgets_less_than_naive_on_split_digits(one_torch_thread):
+def test_forgets_less_than_naive_on_split_digits():
     check_forgets_less_than_naive(GEM(memory_size=40))
 
 
