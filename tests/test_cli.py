@@ -779,6 +779,8 @@ def test_image_presets_follow_table_2():
     assert seq["lr"] == 0.05
     with pytest.raises(ValueError, match="si has no preset on split-cifar100"):
         strategy_params("si", "split-cifar100", {}, n_classes=100)
+    with pytest.raises(ValueError, match="--hidden sets an MLP's hidden layers"):
+        strategy_params("naive", "seq-cifar10", {"hidden": (100,)}, n_classes=10)
 
 
 def test_benchmark_runs_split_cifar100(tmp_path, capsys):

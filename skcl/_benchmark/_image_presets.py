@@ -67,6 +67,11 @@ def image_params(strategy, regime, overrides, *, n_classes):
             f"{strategy} has no preset on {regime}; choose from "
             f"{', '.join(IMAGE_STRATEGIES)}."
         )
+    if overrides.get("hidden") is not None:
+        raise ValueError(
+            f"--hidden sets an MLP's hidden layers; {regime} trains a ResNet-18 "
+            "(--dropout and the optimizer's options apply)."
+        )
     family = IMAGE_REGIMES[regime]
     params = dict(family["base"])
     if strategy in family["memory_strategies"]:
