@@ -160,7 +160,8 @@ def load(path, *, modules=(), device=None):
     """Load an estimator saved by :func:`save`, without unpickling anything.
 
     Classes named in the file are looked up, never imported: skcl's own
-    (estimators, ``skcl.modules``, ``skcl.penalties``, ``skcl.callbacks``),
+    (estimators, ``skcl.modules``, ``skcl.penalties``, ``skcl.replay``,
+    ``skcl.plasticity``, ``skcl.callbacks``, ``skcl.datasets``' plug-ins),
     ``torch.optim``'s optimizers and ``torch.nn``'s modules and losses are
     known; any other class (a custom module, penalty or callback) must be
     passed in ``modules``. An unknown class, a file of another format version,
