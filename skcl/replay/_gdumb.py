@@ -2,10 +2,12 @@ import math
 import numbers
 
 import torch
+from sklearn.base import clone
 
 from .._constraints import SIZE, STRENGTH, Interval
 from .._engine._random import drawing_globally
 from .._engine._settings import ChunkSettings
+from .._plugin import Plugin
 from ._base import Replay
 from ._greedy import GreedyMemory
 
@@ -23,16 +25,17 @@ class GDumb(Replay):
     ``min_lr`` over periods of 1, 2, 4... passes (Prabhu et al., "GDumb: A
     Simple Approach that Questions Our Progress in Continual Learning",
     ECCV 2020; the authors' and Mammoth's schedule). Predictions come from
-    that network. Not implemented from the authors' code: cutmix (for
-    images) and gradient clipping.
+    that network. The authors' crop augmentation (MNIST, CIFAR) is an
+    ``augment`` plug-in such as :class:`skcl.datasets.RandomCropFlip`; not
+    implemented from their code: cutmix and gradient clipping.
 
     The estimator's own training on each chunk still runs first (its
     ``max_epochs``, ``lr``...), and its result is then discarded: use
     ``max_epochs=1``. The retraining uses the estimator's optimizer class
     (its other hyper-parameters, such as weight decay, too), a fresh one;
-    the penalties take no part in it; its passes are recorded in the
-    history (``train_loss``) after the chunk's. With ``partial_fit``, the
-    network is retrained after every call.
+    the penalties take no part in it, only ``augment``; its passes are
+    recorded in the history (``train_loss``) after the chunk's. With
+    ``partial_fit``, the network is retrained after every call.
 
     Classifier only (:class:`~skcl.ContinualClassifier`). With
     ``multi_head=True`` the network is retrained on all outputs and
@@ -53,6 +56,10 @@ class GDumb(Replay):
         The optimizer's momentum during the retraining (if it has one).
     batch_size : int, default=16
         Samples per step of the retraining.
+    augment : Plugin or None, default=None
+        A plug-in whose per-step hooks run during the retraining, a fresh
+        clone each time: data augmentation such as
+        :class:`skcl.datasets.RandomCropFlip`.
 
     Attributes
     ----------
@@ -80,6 +87,7 @@ class GDumb(Replay):
         "min_lr": [STRENGTH],
         "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_size": [SIZE],
+        "augment": [Plugin, None],
     }
 
     def __init__(
@@ -91,6 +99,7 @@ class GDumb(Replay):
         min_lr=5e-4,
         momentum=0.9,
         batch_size=16,
+        augment=None,
     ):
         self.memory_size = memory_size
         self.epochs = epochs
@@ -98,6 +107,7 @@ class GDumb(Replay):
         self.min_lr = min_lr
         self.momentum = momentum
         self.batch_size = batch_size
+        self.augment = augment
 
     def _memory_spec(self, net):
         if not isinstance(net.criterion_, torch.nn.CrossEntropyLoss):
@@ -148,7 +158,7 @@ class GDumb(Replay):
         rows = self.memory_.filled().to(self.memory_.X.device)
         X, y = self.memory_.X[rows], self.memory_.y[rows]
         plugins, mask = net.plugins_, net.output_mask_
-        net.plugins_ = []
+        net.plugins_ = [] if self.augment is None else [clone(self.augment)]
         try:
             for lr in self.schedule():
                 settings = ChunkSettings(

@@ -12,9 +12,10 @@ from _checks import (
     check_stacks_like_alone,
     make,
 )
+from sklearn.base import clone
 
 import skcl
-from skcl import ContinualRegressor
+from skcl import ContinualClassifier, ContinualRegressor
 from skcl.replay import GDumb, GreedyMemory
 
 # Tiny networks train fastest on one thread.
@@ -180,8 +181,33 @@ def test_parameters_are_validated_before_any_state_changes(digits_stream):
         (GDumb(lr=0.0), "lr"),
         (GDumb(momentum=1.0), "momentum"),
         (GDumb(batch_size=0), "batch_size"),
+        (GDumb(augment="crop"), "augment"),
     ]:
         clf = make(bad)
         with pytest.raises(ValueError, match=name):
             clf.fit(X, y)
         assert not hasattr(clf, "net_")
+
+
+def test_the_retraining_runs_the_augmentation(digits_stream):
+    """Images of 1 x 8 x 8 cropped with padding 1 during the retraining only."""
+    from torch import nn
+
+    from skcl.datasets import RandomCropFlip
+
+    X, y, t = digits_stream
+    X = X.reshape(-1, 1, 8, 8)
+    module = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)
+    )
+    params = dict(module=module, batch_size=20, max_epochs=1, random_state=0)
+    replay = GDumb(**FAST, augment=RandomCropFlip(padding=1, flip=False))
+    a, b = (ContinualClassifier(replay=clone(replay), **params) for _ in range(2))
+    for clf in (a, b):
+        clf.fit(X, y, task_id=t)
+    plain = ContinualClassifier(replay=GDumb(**FAST), **params).fit(X, y, task_id=t)
+    assert_same_network(a, b)
+    assert_same_memory(a, plain)  # the memory sees the stream as it came
+    first = [next(e.module_.parameters()) for e in (a, plain)]
+    assert not torch.equal(*first)
+    assert a.replay_.augment.padding == 1 and a.penalty_ is None
