@@ -17,7 +17,7 @@ values (``plasticity_<problem>.npz``).
     python benchmarks/plasticity_mnist.py --problem permuted --seeds 3
     python benchmarks/plasticity_mnist.py --problem random-label --n-tasks 3 --epochs 2
 
-The full runs take about 16 h (Random-label) and 3.3 h (Permuted) of CPU
+The full runs take about 21 h (Random-label) and 4.4 h (Permuted) of CPU
 for the 8 strategies x 3 seeds (docs/user_guide/plasticity.rst, "Cost"):
 ``--n-tasks`` and ``--epochs`` shorten them.
 """
