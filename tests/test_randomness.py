@@ -20,6 +20,7 @@ from torch import nn
 
 from skcl import ContinualClassifier, Plugin
 from skcl._engine import fit_together
+from skcl._engine._random import drawing_globally
 from skcl.model_selection import RegimeSearchCV
 from skcl.penalties import EWC, ShrinkAndPerturb
 from skcl.replay import ER
@@ -270,3 +271,15 @@ def test_plugins_draw_from_the_chunk_generator_alone_and_stacked(stream):
     assert again.penalty_.draws_ == draws
     seeded = clone(base).set_params(random_state=1).fit(X, y, task_id=t)
     assert seeded.penalty_.draws_["after_step"] != draws["after_step"]
+
+
+def test_drawing_globally_draws_the_generators_stream_and_restores_the_global():
+    generator = torch.Generator().manual_seed(3)
+    expected = torch.rand(6, generator=torch.Generator().manual_seed(3))
+    state = torch.get_rng_state()
+    drawn = []
+    for _ in range(2):
+        with drawing_globally(generator):
+            drawn.append(torch.rand(3))  # torch's global generator, as layers draw
+    assert torch.equal(torch.cat(drawn), expected)
+    assert torch.equal(state, torch.get_rng_state())

@@ -30,20 +30,25 @@ def drawing_globally(generator, device=None):
     block left and the global generator is back as it was. On a CUDA
     ``device`` its generator is forked too and seeded from ``generator``.
     Inside a block that already draws globally for ``generator``
-    (``generator is torch.default_generator``) it only runs the block.
+    (``generator is torch.default_generator``), or for None (a hook called
+    by hand, outside a chunk: the global generator itself), it only runs
+    the block.
     """
     with _GLOBAL_DRAWS:
-        if generator is torch.default_generator:
+        if generator is None or generator is torch.default_generator:
             yield
             return
         cuda = device is not None and torch.device(device).type == "cuda"
-        devices = [torch.device(device).index or 0] if cuda else []
-        with torch.random.fork_rng(devices=devices):
+        if cuda:
+            index = torch.device(device).index
+            index = torch.cuda.current_device() if index is None else index
+        with torch.random.fork_rng(devices=[index] if cuda else []):
             default = torch.default_generator
             default.set_state(generator.get_state())
             if cuda:
                 seed = int(torch.randint(2**63 - 1, (), generator=default))
-                torch.cuda.manual_seed(seed)
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
             try:
                 yield
             finally:
