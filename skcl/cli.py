@@ -9,6 +9,7 @@ import time
 
 from ._benchmark import (
     DATA,
+    DEFAULT_STRATEGIES,
     OVERRIDES,
     REGIMES,
     SCENARIOS,
@@ -277,7 +278,10 @@ def build_parser():
         metavar="A,B,...",
         help=_default(
             f"comma-separated, from: {', '.join(STRATEGIES)}",
-            f"all {len(STRATEGIES)}; on {', '.join(IMAGE_STREAMS)} Table 2's: "
+            f"{len(DEFAULT_STRATEGIES)}, all but "
+            f"{', '.join(s for s in STRATEGIES if s not in DEFAULT_STRATEGIES)}, "
+            "which run by name; "
+            f"on {', '.join(IMAGE_STREAMS)} Table 2's: "
             f"{','.join(IMAGE_STRATEGIES)}",
         ),
     )
@@ -507,7 +511,7 @@ def _benchmark(args):
         overrides["hidden"] = tuple(overrides["hidden"])
     if args.strategies is None:
         image = args.stream in IMAGE_STREAMS
-        args.strategies = list(IMAGE_STRATEGIES if image else STRATEGIES)
+        args.strategies = list(IMAGE_STRATEGIES if image else DEFAULT_STRATEGIES)
     start = time.perf_counter()
     stream = _load_first_stream(stream_args, args.stream_seed or 0)
     params = {

@@ -3,7 +3,13 @@
 The command line, ``benchmarks/`` and the tests import these names from here.
 """
 
-from ._presets import OVERRIDES, REGIMES, STRATEGIES, strategy_params
+from ._presets import (
+    DEFAULT_STRATEGIES,
+    OVERRIDES,
+    REGIMES,
+    STRATEGIES,
+    strategy_params,
+)
 from ._report import (
     format_divergences,
     format_environment,
@@ -26,6 +32,7 @@ from ._streams import DATA, SCENARIOS, STREAMS, load_stream, regime_of
 
 __all__ = [
     "DATA",
+    "DEFAULT_STRATEGIES",
     "OVERRIDES",
     "REGIMES",
     "SCENARIOS",

@@ -82,9 +82,7 @@ def _load(name, data_home, download_if_missing):
             for split, chosen in (("train", train), ("test", [test]))
         }
         label_names = {
-            label: _names(
-                files.read(file), f"{files.where}: {file}", labels[label]
-            )
+            label: _names(files.read(file), f"{files.where}: {file}", labels[label])
             for label, file in zip(labels, names, strict=True)
         }
     finally:
