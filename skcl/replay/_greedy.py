@@ -71,12 +71,6 @@ class GreedyMemory(Memory):
     def filled(self):
         return torch.arange(self.n_filled)
 
-    def earlier(self):
-        rows = self.filled()
-        if not len(rows):
-            return rows
-        return (self.tasks[: len(rows)] < self.task).nonzero()[:, 0].cpu()
-
     def end_task(self):
         """Nothing to close: the classes, not the tasks, share the memory."""
 

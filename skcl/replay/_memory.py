@@ -79,9 +79,12 @@ class Memory(ABC):
                 grown[: len(old)] = old
             setattr(self, name, grown)
 
-    @abstractmethod
     def earlier(self):
         """Return the indices of the filled rows of the tasks that ended."""
+        rows = self.filled()
+        if not len(rows):
+            return rows
+        return (self.tasks[: len(rows)] < self.task).nonzero()[:, 0].cpu()
 
     def sample(self, n, *, earlier_tasks=False, generator=None):
         """Return the indices of up to ``n`` filled rows drawn without replacement.

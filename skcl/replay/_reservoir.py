@@ -66,12 +66,6 @@ class ReservoirMemory(Memory):
     def filled(self):
         return torch.arange(min(self.n_seen, self.capacity))
 
-    def earlier(self):
-        rows = self.filled()
-        if not len(rows):
-            return rows
-        return (self.tasks[: len(rows)] < self.task).nonzero()[:, 0].cpu()
-
     def end_task(self):
         """Nothing to close: the reservoir samples the whole stream."""
 
