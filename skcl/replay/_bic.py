@@ -46,12 +46,14 @@ class BiC(ER):
 
     Large scale incremental learning (Wu et al., CVPR 2019). Training is
     :class:`ER` (a batch of the memory with each step's) whose loss becomes
-    ``(1 - lam) * CE + lam * KD``, ``lam = n_old / n_seen`` the fraction of
-    the classes seen that were trained before the current task and ``KD``
-    the distillation of :class:`~skcl.penalties.LwF` (temperature
-    ``temperature``) towards the network as it was at the end of the
-    previous task, bias-corrected (:attr:`teacher_`); the plug-in's term is
-    ``lam * (KD - CE)``. A fraction ``holdout_fraction`` of the incoming
+    ``(1 - lam) * CE + lam * KD``, ``lam = n_old / (n_old + n_task)`` with
+    ``n_old`` the classes trained before the current task and ``n_task``
+    the current task's classes (the paper's ``n / (n + m)`` when a task
+    brings only new classes), and ``KD`` the distillation of
+    :class:`~skcl.penalties.LwF` (temperature ``temperature``), over the
+    old classes, towards the network as it was at the end of the previous
+    task with that task's bias layer (:attr:`teacher_`); the plug-in's term
+    is ``lam * (KD - CE)``. A fraction ``holdout_fraction`` of the incoming
     samples is held out of training and of the memory (each sample by a
     hash of its inputs, so the same ones at every epoch). After each chunk
     of a task that brings classes not trained before (the new classes), the
@@ -59,14 +61,20 @@ class BiC(ER):
     the held-out samples of every class seen, at most ``holdout_fraction *
     memory_size / n_seen`` per class (the balanced split), by
     :func:`fit_bias_layer` (``bias_epochs`` full-batch steps at
-    ``bias_lr``), the earlier tasks' layers fixed. Prediction (:meth:`infer`)
-    applies every task's layer to its new classes' logits, those of the
-    task whose end the parameters are from in the accuracy matrix.
+    ``bias_lr``), on the network's raw outputs. Prediction (:meth:`infer`)
+    applies one layer, that of the task whose end the parameters are from
+    (in the accuracy matrix, each column's), to that task's new classes'
+    logits: the network trains on its raw outputs, which the distillation
+    already pulls towards the earlier tasks' corrected ones, so an earlier
+    layer applied again would correct twice.
 
     Applies to :class:`~skcl.ContinualClassifier` only (a TypeError for the
     regressor), to class-incremental streams: a task that brings no new
     class has no bias layer (its correction is the identity), so on
-    task-free and domain-incremental streams it is ER with distillation.
+    task-free and domain-incremental streams it is ER with distillation:
+    where every task has all the classes, ``lam`` is 1/2 from the second
+    task on (``n_task = n_old``), the cross-entropy and the distillation of
+    the previous network weighted equally.
     With ``multi_head=True`` the layer, fitted over every class, is of
     little use: the masked outputs compare each task's classes only. Its
     hooks do not stack: in a stacked search its candidates train one by
@@ -159,12 +167,14 @@ class BiC(ER):
             len(net.classes), dtype=torch.bool, device=device
         )
         self._task_classes = self.old_classes_.clone()
+        self._current_classes = self.old_classes_.clone()
         self.holdout_X_ = self.holdout_y_ = self._key = None
         self.bias_, self.bias_classes_ = [], []
 
     def begin_task(self, net):
         super().begin_task(net)
         self._task_classes = torch.zeros_like(self.old_classes_)
+        self._current_classes = torch.zeros_like(self.old_classes_)
 
     def end_task(self, net):
         super().end_task(net)
@@ -188,8 +198,8 @@ class BiC(ER):
         if bool(kept.any()) or len(self.memory_):
             step.X, step.y = step.X[kept], step.y[kept]
             step.inputs, step.targets = step.X, step.y
-        self._task_classes[step.y] = True
-        self._task_classes &= ~self.old_classes_
+        self._current_classes[step.y] = True
+        self._task_classes = self._current_classes & ~self.old_classes_
         super().before_forward(net, step)
 
     def loss(self, net, step):
@@ -204,7 +214,9 @@ class BiC(ER):
             teacher.index_select(1, old),
             self.temperature,
         )
-        lam = n_old / (n_old + int(self._task_classes.sum()))
+        # The current task's classes, new or not: a task of old classes only
+        # (domain-incremental) still trains on its labels (lam 1/2, not 1).
+        lam = n_old / (n_old + int(self._current_classes.sum()))
         return lam * (kd - step.loss)
 
     @torch.no_grad()
@@ -222,7 +234,6 @@ class BiC(ER):
             finally:
                 module.train(training)
             seen = (self.old_classes_ | new).nonzero()[:, 0]
-            logits = self._corrected(logits, net.task_index_ - 1)
             alpha_beta = fit_bias_layer(
                 logits.index_select(1, seen),
                 torch.searchsorted(seen, self.holdout_y_),
@@ -246,17 +257,16 @@ class BiC(ER):
         self.holdout_X_, self.holdout_y_ = X[rows], y[rows]
 
     def _corrected(self, logits, task):
-        """``logits`` with the bias layers of tasks ``0..task`` applied."""
-        if task < 0 or not self.bias_:
+        """``logits`` with task ``task``'s bias layer (on its new classes) applied.
+
+        Only that task's: the network trains on its raw outputs (the earlier
+        layers, fitted to earlier networks, are in its distillation target
+        already), so each layer corrects the network of its own task.
+        """
+        if not 0 <= task < len(self.bias_):
             return logits
-        scale = torch.ones_like(logits[0])
-        shift = torch.zeros_like(logits[0])
-        for alpha_beta, classes in zip(
-            self.bias_[: task + 1], self.bias_classes_, strict=False
-        ):
-            scale = torch.where(classes, alpha_beta[0], scale)
-            shift = torch.where(classes, alpha_beta[1], shift)
-        return logits * scale + shift
+        alpha, beta = self.bias_[task]
+        return torch.where(self.bias_classes_[task], alpha * logits + beta, logits)
 
     def infer(self, net, X, outputs, task):
         return self._corrected(outputs, task)
@@ -270,7 +280,11 @@ class BiC(ER):
         """
         super().check_state(net, X, y)
         n_classes = len(net.classes)
-        masks = {"old_classes_": self.old_classes_, "_task_classes": self._task_classes}
+        masks = {
+            "old_classes_": self.old_classes_,
+            "_task_classes": self._task_classes,
+            "_current_classes": self._current_classes,
+        }
         masks.update(
             {f"bias_classes_[{i}]": m for i, m in enumerate(self.bias_classes_)}
         )
