@@ -652,7 +652,8 @@ def test_results_and_header_say_what_the_scores_depend_on(
     assert lines[1] == format_environment(env)
     assert lines[1].startswith(f"skcl {__version__}, torch {torch.__version__}, ")
     assert f"{env['cpu_capability']} kernels, 1 torch thread, float32" in lines[1]
-    assert lines[1].endswith(", MKL_CBWR=COMPATIBLE")
+    settings = ", ".join(f"{k}={v}" for k, v in env["kernel_settings"].items())
+    assert lines[1].endswith(f", {settings}") and "MKL_CBWR=COMPATIBLE" in settings
     assert lines[2].startswith("strategy ")
 
 
