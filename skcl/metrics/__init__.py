@@ -13,6 +13,7 @@ from ._functions import (
     forgetting,
     forward_transfer,
     learning_accuracy,
+    one_step_backward_transfer,
 )
 from ._matrix import accuracy_matrix, initial_scores
 from ._online import (
@@ -48,6 +49,7 @@ __all__ = [
     "initial_scores",
     "learning_accuracy",
     "make_continual_scorer",
+    "one_step_backward_transfer",
     "online_accuracy",
     "online_scorer",
     "plasticity_diagnostics",

@@ -226,6 +226,45 @@ def backward_transfer(R):
     return float(np.mean(R[-1, :-1] - np.diag(R)[:-1]))
 
 
+def one_step_backward_transfer(R):
+    """One-step backward transfer: the change on each task from the next one.
+
+    :math:`\\frac{1}{T-1} \\sum_{i=0}^{T-2} (R_{i+1, i} - R_{i, i})`: how
+    much training task ``i + 1`` changed the score on task ``i`` (Kumar,
+    Marklund and Van Roy [1]_, Table 2). Beside :func:`backward_transfer`,
+    which measures the change by the end of the stream, it separates the
+    forgetting of one task from the slow erosion over many. By convention a
+    single task (``T = 1``) gives ``0.0``.
+
+    Parameters
+    ----------
+    R : array-like of shape (n_tasks, n_tasks)
+        Accuracy matrix, ``R[t, i]`` is the score on task ``i`` after training
+        task ``t``.
+
+    Returns
+    -------
+    score : float
+        One-step backward transfer.
+
+    References
+    ----------
+    .. [1] S. Kumar, H. Marklund and B. Van Roy, "Maintaining Plasticity in
+       Continual Learning via Regenerative Regularization", CoLLAs 2025.
+
+    Examples
+    --------
+    >>> from skcl.metrics import one_step_backward_transfer
+    >>> R = [[0.9, 0.2, 0.1], [0.7, 0.8, 0.3], [0.5, 0.6, 0.95]]
+    >>> round(one_step_backward_transfer(R), 4)
+    -0.2
+    """
+    R = _check_matrix(R)
+    if R.shape[0] == 1:
+        return 0.0
+    return float(np.mean(np.diag(R, -1) - np.diag(R)[:-1]))
+
+
 def forward_transfer(R, b):
     """Forward transfer (Lopez-Paz and Ranzato [1]_).
 

@@ -12,6 +12,7 @@ from skcl.metrics import (
     forgetting,
     forward_transfer,
     learning_accuracy,
+    one_step_backward_transfer,
 )
 
 R3 = [[0.9, 0.2, 0.1], [0.7, 0.8, 0.3], [0.5, 0.6, 0.95]]
@@ -24,6 +25,7 @@ SQUARE_METRICS = [
     learning_accuracy,
     forgetting,
     backward_transfer,
+    one_step_backward_transfer,
 ]
 
 
@@ -37,6 +39,8 @@ SQUARE_METRICS = [
         (backward_transfer, R3, (-0.4 - 0.2) / 2),
         (forgetting, R_PEAK, (0.35 + 0.1) / 2),
         (backward_transfer, R_PEAK, (-0.3 - 0.1) / 2),
+        (one_step_backward_transfer, R3, ((0.7 - 0.9) + (0.6 - 0.8)) / 2),
+        (one_step_backward_transfer, R_PEAK, ((0.95 - 0.9) + (0.7 - 0.8)) / 2),
     ],
 )
 def test_metric_on_hand_computed_matrix(metric, R, expected):
@@ -73,6 +77,7 @@ def test_single_task():
     assert learning_accuracy(R) == 0.7
     assert forgetting(R) == forgetting(R, reference="first") == 0.0
     assert backward_transfer(R) == 0.0
+    assert one_step_backward_transfer(R) == 0.0
     assert forward_transfer(R, [0.1]) == 0.0
 
 
