@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _tolerance import tolerance
 
 from skcl import ContinualClassifier
 from skcl._benchmark import _streams
@@ -10,7 +11,8 @@ from skcl._benchmark._der_presets import der_params
 from skcl._benchmark._presets import strategy_params
 from skcl._benchmark._runner import task_il_accuracy
 from skcl.datasets import make_rotated_stream
-from skcl.replay import DERPP, ER, GEM, ICaRL
+from skcl.penalties import EWC, SI
+from skcl.replay import AGEM, DERPP, ER, GEM, ICaRL
 
 
 @pytest.fixture
@@ -77,9 +79,54 @@ def test_der_presets_follow_the_papers_best_settings():
     gem = strategy_params("gem", "der-permuted-mnist", {"memory_size": 500}, n_tasks=20)
     assert isinstance(gem["replay"], GEM) and gem["replay"].memory_size == 25
     assert gem["batch_size"] == 128 and gem["lr"] == 0.1
+    agem = der_params("agem", "der-rotated-mnist", {"memory_size": 500}, n_tasks=20)
+    assert isinstance(agem["replay"], AGEM) and agem["replay"].memory == "episodic"
+    assert agem["replay"].memory_size == 25 and agem["lr"] == 0.3
     assert strategy_params("er", seq, {"lr": 0.5}, n_tasks=5)["lr"] == 0.5
     with pytest.raises(ValueError, match="no setting in the DER paper"):
         strategy_params("stable-sgd", seq, {}, n_tasks=5)
+
+
+def test_der_penalty_presets_are_mammoths_strengths_in_skcls_scale(tiny_mnist):
+    X, y, *_ = tiny_mnist
+    seq = "der-seq-mnist"
+    ewc = der_params("online-ewc", seq, {}, n_tasks=5)
+    si = der_params("si", "der-rotated-mnist", {}, n_tasks=20)
+    assert isinstance(ewc["penalty"], EWC) and isinstance(si["penalty"], SI)
+    assert ewc["penalty"].get_params()["mode"] == "online"
+    assert (ewc["penalty"].decay, ewc["penalty"].fisher) == (1.0, "empirical")
+    assert (si["penalty"].lam, si["penalty"].xi, si["lr"]) == (2.0, 1.0, 0.1)
+    assert ewc["penalty_step"] == si["penalty_step"] == "explicit"
+    pmnist = der_params("online-ewc", "der-permuted-mnist", {"lam": 3.0}, n_tasks=20)
+    assert pmnist["penalty"].lam == 3.0 and pmnist["lr"] == 0.1
+    assert "penalty_step" not in der_params("lwf", seq, {}, n_tasks=5)
+    # Mammoth's oEWC after one task: e_lambda * sum F (theta - theta*)^2 with
+    # F the mean squared per-sample gradient of log p(y|x) at theta*.
+    first, second = y < 2, (y >= 2) & (y < 4)
+    clf = ContinualClassifier(classes=list(range(10)), random_state=0, **ewc)
+    clf.fit(X[first], y[first])
+    clf.partial_fit(X[second][:30], y[second][:30], task_id=1)
+    module = clf.module_
+    anchor = {n: t.clone() for n, t in clf.snapshots_[0].items()}
+    current = {n: p.detach().clone() for n, p in module.named_parameters()}
+    module.load_state_dict(anchor)
+    fisher = {n: torch.zeros_like(p) for n, p in module.named_parameters()}
+    for x, label in zip(X[first], y[first], strict=True):
+        logits = module(torch.as_tensor(x[None]))
+        log_p = torch.log_softmax(logits, 1)[0, clf.classes_.tolist().index(label)]
+        grads = torch.autograd.grad(log_p, list(module.parameters()))
+        for name, g in zip(fisher, grads, strict=True):
+            fisher[name] += g.square() / first.sum()
+    module.load_state_dict(current)
+    want = 90.0 * sum(
+        (fisher[n] * (current[n] - anchor[n]).square()).sum() for n in fisher
+    )
+    got = clf.penalty_.loss(clf.net_)
+    # float32: a sum over the parameters of products of Fisher entries, each
+    # a mean of 40 squared per-sample gradients.
+    n_params = sum(t.numel() for t in current.values())
+    atol = tolerance(4 * 40 * n_params, want, torch.float32)
+    assert got.item() == pytest.approx(want.item(), rel=0, abs=atol)
 
 
 def test_task_il_accuracy_is_the_argmax_over_each_tasks_classes(tiny_mnist):

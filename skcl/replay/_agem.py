@@ -1,6 +1,8 @@
 import torch
 
-from ._base import Replay
+from .._constraints import StrOptions
+from ._base import MEMORIES, Replay
+from ._episodic import EpisodicMemory
 
 
 class AGEM(Replay):
@@ -18,16 +20,20 @@ class AGEM(Replay):
     ----------
     memory_size : int, default=1
         With ``memory="class_balanced"``, the samples kept per class and task
-        (the authors' episodic memory); with ``memory="reservoir"``, the
-        number of samples kept.
-    memory : {"class_balanced", "reservoir"}, default="class_balanced"
-        How the memory is filled (see :class:`ER`).
+        (the authors' episodic memory); with ``memory="episodic"``, the
+        samples kept per task; with ``memory="reservoir"``, the number of
+        samples kept.
+    memory : {"class_balanced", "episodic", "reservoir"}, default="class_balanced"
+        How the memory is filled (see :class:`ER`); ``"episodic"`` keeps the
+        latest ``memory_size`` samples of each task whatever their labels, a
+        uniform sample of the task (:class:`EpisodicMemory`, GEM's memory; the
+        DER paper's A-GEM keeps ``M // T`` random samples of each task).
     memory_batch_size : int, default=64
         The memory samples of the reference gradient.
 
     Attributes
     ----------
-    memory_ : ClassBalancedMemory or ReservoirMemory
+    memory_ : ClassBalancedMemory, EpisodicMemory or ReservoirMemory
         The memory (see :class:`ER` for its size in bytes).
     n_projected_ : int
         The steps whose gradient was projected.
@@ -48,10 +54,29 @@ class AGEM(Replay):
     # In a stack, the hooks run once per candidate (see Plugin).
     candidate_steps = ("after_backward", "after_step")
 
+    _parameter_constraints: dict = {  # noqa: RUF012
+        **Replay._parameter_constraints,
+        "memory": [StrOptions({*MEMORIES, "episodic"})],
+    }
+
     def __init__(self, *, memory_size=1, memory="class_balanced", memory_batch_size=64):
         self.memory_size = memory_size
         self.memory = memory
         self.memory_batch_size = memory_batch_size
+
+    def _memory_spec(self, net):
+        if self.memory == "episodic":
+            return EpisodicMemory, {"per_task": self.memory_size}
+        return super()._memory_spec(net)
+
+    def memory_bytes(self, row_bytes, n_classes):
+        """Return the bytes of the memory's first allocation (see :class:`Replay`).
+
+        With ``memory="episodic"``, one task's ``memory_size`` rows.
+        """
+        return super().memory_bytes(
+            row_bytes, 1 if self.memory == "episodic" else n_classes
+        )
 
     def initialize(self, net):
         super().initialize(net)

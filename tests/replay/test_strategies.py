@@ -20,6 +20,7 @@ STRATEGIES = {
     "er": lambda: ER(memory_size=50),
     "er-balanced": lambda: ER(memory_size=2, memory="class_balanced"),
     "agem": lambda: AGEM(memory_size=2),
+    "agem-episodic": lambda: AGEM(memory_size=6, memory="episodic"),
     "derpp": lambda: DERPP(memory_size=50, alpha=0.3, beta=0.5),
 }
 
@@ -318,6 +319,22 @@ def test_agem_only_refers_to_earlier_tasks_like_a_hand_written_loop(digits_strea
         atol = tolerance(ops, expected, torch.float32)
         torch.testing.assert_close(got, expected, rtol=0, atol=atol)
     assert clf.replay_.n_projected_ == projected
+
+
+def test_episodic_agem_keeps_samples_of_each_task_whatever_their_labels(digits_stream):
+    X, y, t = digits_stream
+    clf = make(AGEM(memory_size=7, memory="episodic")).fit(X, y, task_id=t)
+    memory = clf.replay_.memory_
+    rows = memory.filled()
+    tasks = memory.tasks[rows].numpy()
+    assert np.bincount(tasks).tolist() == [7, 7, 7]
+    for k in range(3):
+        kept = memory.X[rows][tasks == k].numpy()
+        # Each kept row is one of its task's samples, with its label.
+        match = (kept[:, None, :] == X[t == k][None]).all(axis=2)
+        assert match.any(axis=1).all()
+        labels = memory.y[rows][tasks == k].numpy()
+        assert (y[t == k][match.argmax(axis=1)] == labels).all()
 
 
 @pytest.mark.parametrize("replay", [ER(), AGEM(memory="reservoir"), DERPP()])
