@@ -19,7 +19,17 @@ from ._benchmark import (
 )
 from ._benchmark._image_presets import IMAGE_STRATEGIES
 from ._benchmark._image_streams import IMAGE_STREAMS
+from ._benchmark._plasticity_presets import (
+    FORGETTING_STRATEGIES,
+    PLASTICITY_STRATEGIES,
+    TASK_FREE,
+)
+from ._benchmark._plasticity_streams import PLASTICITY_STREAMS
 
+# Every strategy --strategies accepts: the plasticity streams' have their own.
+_NAMES = tuple(
+    dict.fromkeys((*STRATEGIES, *PLASTICITY_STRATEGIES, *FORGETTING_STRATEGIES))
+)
 # The options whose value is one comma-separated list (a space splits it in two).
 _LIST_OPTIONS = ("--strategies", "--hidden")
 # What a parameter the presets leave unset is: the estimator's and the MLP's
@@ -274,15 +284,18 @@ def build_parser():
     )
     bench.add_argument(
         "--strategies",
-        type=_list(str, STRATEGIES),
+        type=_list(str, _NAMES),
         metavar="A,B,...",
         help=_default(
-            f"comma-separated, from: {', '.join(STRATEGIES)}",
+            f"comma-separated, from: {', '.join(_NAMES)}",
             f"{len(DEFAULT_STRATEGIES)}, all but "
             f"{', '.join(s for s in STRATEGIES if s not in DEFAULT_STRATEGIES)}, "
             "which run by name; "
             f"on {', '.join(IMAGE_STREAMS)} Table 2's: "
-            f"{','.join(IMAGE_STRATEGIES)}",
+            f"{','.join(IMAGE_STRATEGIES)}; on {', '.join(PLASTICITY_STREAMS)} "
+            f"the L2 Init paper's: {','.join(PLASTICITY_STRATEGIES)} (without "
+            f"task ids: {','.join(TASK_FREE)}), and by name on "
+            f"plasticity-permuted-mnist {','.join(FORGETTING_STRATEGIES)}",
         ),
     )
     bench.add_argument(
@@ -512,6 +525,8 @@ def _benchmark(args):
     if args.strategies is None:
         image = args.stream in IMAGE_STREAMS
         args.strategies = list(IMAGE_STRATEGIES if image else DEFAULT_STRATEGIES)
+        if args.stream in PLASTICITY_STREAMS:
+            args.strategies = list(PLASTICITY_STRATEGIES)
     start = time.perf_counter()
     stream = _load_first_stream(stream_args, args.stream_seed or 0)
     params = {
@@ -623,6 +638,11 @@ def _run_line(run):
     where = f"{run['strategy']}, seed {run['seed']}"
     if run["diverged"]:
         return f"{where}: diverged in task {run['diverged_task']}"
+    if "total_online_accuracy" in run:
+        return (
+            f"{where}: online accuracy {run['total_online_accuracy']:.3f}, "
+            f"backward transfer {run['backward_transfer']:.3f}, {run['seconds']:.1f} s"
+        )
     return (
         f"{where}: accuracy {run['average_accuracy']:.3f}, "
         f"forgetting {run['forgetting']:.3f}, {run['seconds']:.1f} s"

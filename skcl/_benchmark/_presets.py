@@ -4,6 +4,7 @@ from ..penalties import EWC, L2, MAS, SI, L2Init, LwF
 from ..replay import AGEM, DER, DERPP, ER, ERACE, GEM, BiC, GDumb, ICaRL
 from ._der_presets import DER_REGIMES, der_params
 from ._image_presets import IMAGE_REGIMES, image_params
+from ._plasticity_presets import PLASTICITY_REGIMES, plasticity_params
 
 STRATEGIES = (
     "naive",
@@ -112,6 +113,7 @@ REGIMES = {
     },
     **DER_REGIMES,
     **IMAGE_REGIMES,
+    **PLASTICITY_REGIMES,
 }
 
 _PENALTIES = {
@@ -171,6 +173,8 @@ def strategy_params(strategy, regime, overrides, *, n_tasks=None, n_classes=10):
         return der_params(strategy, regime, overrides, n_tasks=n_tasks)
     if regime in IMAGE_REGIMES:
         return image_params(strategy, regime, overrides, n_classes=n_classes)
+    if regime in PLASTICITY_REGIMES:
+        return plasticity_params(strategy, regime, overrides)
     family = REGIMES[regime]
     params = dict(family["base"])
     if strategy in _MEMORY_STRATEGIES:

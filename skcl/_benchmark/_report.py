@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._plasticity_report import write_online_plots
+from ._plasticity_runner import HEADERS, PLASTICITY_METRICS
+
 METRICS = ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
 # Scores some streams add (seq-mnist's task-incremental accuracy).
 _OPTIONAL = ("task_il_accuracy",)
@@ -28,12 +31,23 @@ def summarize(results, strategies):
         row["n_diverged"] = sum(r["diverged"] for r in runs)
         kept = [r for r in runs if not r["diverged"]] or runs
         optional = [k for k in _OPTIONAL if all(k in r for r in kept)]
-        for key in (*METRICS, *optional, "seconds"):
+        for key in (*_metrics(kept), *optional, "seconds"):
             values = np.array([r[key] for r in kept], dtype=float)
             row[key] = float(values.mean())
             row[f"{key}_std"] = float(values.std())
         rows.append(row)
     return rows
+
+
+def _metrics(runs):
+    """The plasticity streams' metrics, or the accuracy matrix's."""
+    return PLASTICITY_METRICS if "total_online_accuracy" in runs[0] else METRICS
+
+
+def _headers(rows, long):
+    if rows and "total_online_accuracy" in rows[0]:
+        return (*(HEADERS[k][long] for k in PLASTICITY_METRICS), "train s")
+    return _LONG_HEADERS if long else _HEADERS
 
 
 def format_table(rows):
@@ -43,7 +57,7 @@ def format_table(rows):
     strategy all of whose runs diverged shows ``-``. The training time is the
     mean over the seeds.
     """
-    cells = [("strategy", *_HEADERS), *_cells(rows)]
+    cells = [("strategy", *_headers(rows, False)), *_cells(rows)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     lines = [
         "  ".join(
@@ -61,7 +75,7 @@ def format_markdown(rows):
 
     ``docs/benchmarks.md`` quotes its tables in this form.
     """
-    cells = [("strategy", *_LONG_HEADERS), *_cells(rows)]
+    cells = [("strategy", *_headers(rows, True)), *_cells(rows)]
     lines = ["| " + " | ".join(line) + " |" for line in cells]
     lines.insert(1, "|" + "---|" * len(cells[0]))
     return "\n".join(lines)
@@ -79,7 +93,7 @@ def _cells(rows):
                 else f"{row[k]:.3f} ± {row[k + '_std']:.3f}"
                 if kept > 1
                 else f"{row[k]:.3f}"
-                for k in METRICS
+                for k in _metrics([row])
             ),
             "-" if not kept else f"{row['seconds']:.1f}",
         )
@@ -124,7 +138,7 @@ def mean_matrices(results):
     """
     matrices = {}
     for r in results:
-        if not r["strategy"].startswith("joint") and not r["diverged"]:
+        if r["R"] is not None and not r["strategy"].startswith("joint"):
             matrices.setdefault(r["strategy"], []).append(np.array(r["R"]))
     return {
         strategy: {"n_seeds": len(Rs), "mean": np.mean(Rs, 0), "std": np.std(Rs, 0)}
@@ -192,8 +206,11 @@ def write_plots(results, rows, output, *, stream):
     the seeds (the std is in ``results.json``), titled with the numbers of the
     table; the forgetting curves of the same mean matrices, one panel per
     strategy; and ``summary.png``, average accuracy against forgetting with
-    the std over seeds as error bars.
+    the std over seeds as error bars. On a plasticity stream, the online
+    accuracy per task of each strategy instead (``online_accuracy.png``).
     """
+    if rows and "total_online_accuracy" in rows[0]:
+        return write_online_plots(results, output, stream=stream)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -17,6 +17,8 @@ from ..metrics import (
     forgetting,
     learning_accuracy,
 )
+from ._plasticity_runner import run_plasticity_seeds
+from ._plasticity_streams import PlasticityStream
 
 _JOINT_CHUNK = 60_000
 # Environment variables that change which float kernels run, hence the scores.
@@ -174,6 +176,8 @@ def run_seeds_together(streams, strategy, params, seeds, *, progress=None):
     reason : str or None
         Why the seeds trained one by one, or None if they trained together.
     """
+    if isinstance(streams[0], PlasticityStream):
+        return run_plasticity_seeds(streams, strategy, params, seeds, progress=progress)
     if strategy.startswith("joint"):
         results = [
             run_strategy(stream, strategy, params, seed)

@@ -14,6 +14,9 @@ from ..datasets import (
 from ._image_streams import DATA as _IMAGE_DATA
 from ._image_streams import IMAGE_STREAMS, load_image_stream
 from ._image_streams import SCENARIOS as _IMAGE_SCENARIOS
+from ._plasticity_streams import DATA as _PLASTICITY_DATA
+from ._plasticity_streams import PLASTICITY_STREAMS, load_plasticity_stream
+from ._plasticity_streams import SCENARIOS as _PLASTICITY_SCENARIOS
 
 STREAMS = (
     "permuted-digits",
@@ -27,6 +30,7 @@ STREAMS = (
     "der-permuted-mnist",
     "der-rotated-mnist",
     *IMAGE_STREAMS,
+    *PLASTICITY_STREAMS,
 )
 # What each stream is, for ``skcl benchmark --help`` and the header of its
 # output: the scenario (van de Ven, Tuytelaars and Tolias, 2022: task-, domain-
@@ -46,6 +50,7 @@ SCENARIOS = {
     "der-permuted-mnist": "domain-incremental, one shared head",
     "der-rotated-mnist": "domain-incremental, one shared head",
     **_IMAGE_SCENARIOS,
+    **_PLASTICITY_SCENARIOS,
 }
 DATA = {
     "permuted-digits": "scikit-learn's 8x8 digits, a new pixel permutation per "
@@ -74,6 +79,7 @@ DATA = {
     "angle drawn uniformly in [0, 180) degrees; 20 tasks of 60,000 training "
     "and 10,000 test images",
     **_IMAGE_DATA,
+    **_PLASTICITY_DATA,
 }
 
 
@@ -111,6 +117,8 @@ def regime_of(name):
         return "digits"
     if name in IMAGE_STREAMS:
         return name
+    if name in PLASTICITY_STREAMS:
+        return PLASTICITY_STREAMS[name][0]
     if name == "seq-mnist" or name.startswith("der-"):
         return name if name.startswith("der-") else "der-seq-mnist"
     return "mnist-rotated" if name.startswith("rotated") else "mnist-permuted"
@@ -133,6 +141,10 @@ def load_stream(
         return _shared_split_mnist(n_tasks or 2, data_home, train_size, holdout)
     if name in IMAGE_STREAMS:
         return load_image_stream(name, n_tasks, data_home, train_size, holdout)
+    if name in PLASTICITY_STREAMS:
+        return load_plasticity_stream(
+            name, n_tasks, data_home, train_size, holdout, seed
+        )
     if name == "seq-mnist":
         return _seq_mnist(n_tasks or 5, data_home, train_size, holdout)
     stream = _mnist(

@@ -14,6 +14,7 @@ def iter_permuted_mnist(
     n_tasks=500,
     n_samples=10000,
     permute_first=False,
+    return_permutations=False,
     download_if_missing=True,
     random_state=None,
 ):
@@ -38,6 +39,9 @@ def iter_permuted_mnist(
         Images per task (at most 60,000).
     permute_first : bool, default=False
         Whether task 0 is permuted too.
+    return_permutations : bool, default=False
+        Whether each task also yields its pixel order (to permute other
+        images, e.g. test images, as the task's).
     download_if_missing : bool, default=True
         See :func:`fetch_mnist`.
     random_state : int, RandomState instance or None, default=None
@@ -54,6 +58,9 @@ def iter_permuted_mnist(
         Their labels.
     task : int
         The task's index, ``0 .. n_tasks - 1``.
+    pixels : ndarray of shape (784,)
+        With ``return_permutations``: the task's pixel order, ``X_task`` being
+        the drawn images' ``[:, pixels]``.
 
     Examples
     --------
@@ -71,9 +78,12 @@ def iter_permuted_mnist(
     )
     if n_samples > len(X):
         raise ValueError(f"n_samples must be at most {len(X)}, got {n_samples}.")
-    return _permuted_tasks(
+    tasks = _permuted_tasks(
         X, y, n_tasks, n_samples, permute_first, check_random_state(random_state)
     )
+    if return_permutations:
+        return tasks
+    return (task[:3] for task in tasks)
 
 
 def _permuted_tasks(X, y, n_tasks, n_samples, permute_first, rng):
@@ -82,7 +92,7 @@ def _permuted_tasks(X, y, n_tasks, n_samples, permute_first, rng):
         if task > 0 or permute_first:
             pixels = rng.permutation(X.shape[1])
         rows = np.sort(rng.choice(len(X), n_samples, replace=False))
-        yield X[rows][:, pixels], y[rows], task
+        yield X[rows][:, pixels], y[rows], task, pixels
 
 
 def make_random_label_mnist(
