@@ -71,10 +71,12 @@ class BiC(ER):
     Applies to :class:`~skcl.ContinualClassifier` only (a TypeError for the
     regressor), to class-incremental streams: a task that brings no new
     class has no bias layer (its correction is the identity), so on
-    task-free and domain-incremental streams it is ER with distillation:
-    where every task has all the classes, ``lam`` is 1/2 from the second
-    task on (``n_task = n_old``), the cross-entropy and the distillation of
-    the previous network weighted equally.
+    domain-incremental streams it is ER with distillation: where every task
+    has all the classes, ``lam`` is 1/2 from the second task on
+    (``n_task = n_old``), the cross-entropy and the distillation of the
+    previous network weighted equally. On a task-free stream (one task, fed
+    in chunks) no task ends: it is ER on the samples not held out, without
+    distillation or bias layer.
     With ``multi_head=True`` the layer, fitted over every class, is of
     little use: the masked outputs compare each task's classes only. Its
     hooks do not stack: in a stacked search its candidates train one by

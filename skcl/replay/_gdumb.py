@@ -27,7 +27,9 @@ class GDumb(Replay):
     ECCV 2020; the authors' and Mammoth's schedule). Predictions come from
     that network. The authors' crop augmentation (MNIST, CIFAR) is an
     ``augment`` plug-in such as :class:`skcl.datasets.RandomCropFlip`; not
-    implemented from their code: cutmix and gradient clipping.
+    implemented from their code: cutmix (their gradient clipping is
+    skorch's ``GradientNormClipping`` callback, which also runs during the
+    retraining).
 
     The estimator's own training on each chunk still runs first (its
     ``max_epochs``, ``lr``...), and its result is then discarded: use
