@@ -18,12 +18,14 @@ import contextlib
 import copy
 
 import torch
+from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 from torch import nn
 
 from .._hooks import Hooks, runs_per_candidate, unstacked_hooks
 from .._plugin import Step, mask_outputs
 from .._state import equal_values, state_names
+from ..callbacks._prequential import PrequentialScore
 from ._by_hand import by_hand
 from ._candidates import CandidateHooks
 from ._network import StackedNetwork, _batched_plan
@@ -78,12 +80,14 @@ def train_chunk(nets, X, y, settings, generators, own_data=False):
         backend = _ModuleBackend(nets[0], shared)
     errors = list(backend.errors)
     orders = _Orders(generators, X.shape[int(own_data)], X.device)
+    online = _Online(nets)
     for _ in range(shared.epochs):
         if all(e is not None for e in errors):
             break
         for net in nets:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-        epoch = _train_epoch(backend, X, y, orders.draw(), shared, own_data)
+        epoch = _train_epoch(backend, X, y, orders.draw(), shared, own_data, online)
+        online.record()
         backend.write_parameters()
         for k, net in enumerate(nets):
             if errors[k] is None:
@@ -99,10 +103,11 @@ def train_chunk(nets, X, y, settings, generators, own_data=False):
     return errors
 
 
-def _train_epoch(backend, X, y, order, settings, own_data):
+def _train_epoch(backend, X, y, order, settings, own_data, online):
     """Train one epoch; return each net's mean task loss, mean extra terms and
     first extra term that was not finite at a step whose task loss was (0
-    where none was: the plug-ins' own divergence, told from the network's)."""
+    where none was: the plug-ins' own divergence, told from the network's).
+    Each step's online scores go to ``online`` (:class:`_Online`)."""
     notify = backend.notify
     callbacks = backend.callbacks
     losses, terms = [], []
@@ -115,6 +120,8 @@ def _train_epoch(backend, X, y, order, settings, own_data):
             backend.net.notify("on_batch_begin", batch=(Xb, yb), training=True)
         notify("before_forward", step)
         extra = backend.backward(step)
+        if online.callbacks:
+            online.add(backend.incoming_logits(step), step.y, settings.output_mask)
         notify("after_backward", step)
         if callbacks:
             backend.net.notify(
@@ -199,6 +206,10 @@ class _ModuleBackend:
         for penalty in self.explicit:
             penalty.add_gradient(net, self.params, self.workspace)
         return extra
+
+    def incoming_logits(self, step):
+        """The step's logits of its incoming rows, ``(1, n, outputs)``."""
+        return step.logits[None, : len(step.X)]
 
     def optimizer_step(self):
         if self.implicit is not None:
@@ -311,6 +322,10 @@ class _StackedBackend:
             candidates.stacked(step)
             self.notify("after_task_backward", step)
         return None if terms is None else terms.detach()
+
+    def incoming_logits(self, step):
+        """The step's logits of its incoming rows, ``(K, n, outputs)``."""
+        return step.logits[:, : step.X.shape[0 if self.shared_rows else 1]]
 
     def _reads_task_gradient(self):
         return bool(
@@ -475,6 +490,56 @@ def _caught(method, *args):
     except FloatingPointError as error:
         return error
     return None
+
+
+class _Online:
+    """The online (prequential) scores of each net's steps, for the
+    :class:`~skcl.callbacks.PrequentialScore` callbacks that record them.
+
+    A step's score is that of its own forward pass, before its update, on
+    the incoming rows (the mini-batch, not rows a plug-in added), with the
+    task's outputs: a classifier's accuracy (argmax), a regressor's mean
+    squared error. One implementation for both backends and any stack.
+    """
+
+    def __init__(self, nets):
+        self.callbacks = [
+            [cb for _, cb in net.callbacks_ if isinstance(cb, PrequentialScore)]
+            for net in nets
+        ]
+        if not any(self.callbacks):
+            self.callbacks = []
+        self.tasks = [net.task_index_ for net in nets]
+        self.classifier = isinstance(nets[0], NeuralNetClassifier)
+        self.steps = []
+
+    @torch.no_grad()
+    def add(self, logits, y, mask):
+        """Score one step: ``logits`` ``(K, n, outputs)``, ``y`` one set of
+        targets for every net or one per net."""
+        outputs = mask_outputs(logits, mask)
+        if self.classifier:
+            score = (outputs.argmax(-1) == y).sum(-1)  # counts: exact in float64
+        else:
+            score = (outputs - y).square().flatten(1).mean(1)
+        self.steps.append((score, logits.shape[1]))
+
+    def record(self):
+        """Append the scores of the steps so far to each net's callbacks."""
+        if not self.steps:
+            return
+        scores = torch.stack([s for s, _ in self.steps]).double()
+        if self.classifier:
+            scores /= torch.tensor([n for _, n in self.steps], dtype=torch.double)[
+                :, None
+            ]
+        for k, (callbacks, values) in enumerate(
+            zip(self.callbacks, scores.T.tolist(), strict=True)
+        ):
+            for callback in callbacks:
+                callback.scores_.extend(values)
+                callback.training_task_.extend([self.tasks[k]] * len(values))
+        self.steps = []
 
 
 class _Orders:

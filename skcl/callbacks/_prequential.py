@@ -10,13 +10,18 @@ class PrequentialScore(Callback):
     """Score each incoming training batch before the network learns from it.
 
     The online (prequential) accuracy of a stream: for every training batch,
-    the network in eval mode predicts it just before the update. Its mean per
-    task measures plasticity, the ability to keep learning new tasks (Kumar et
-    al., "Maintaining Plasticity in Continual Learning via Regenerative
-    Regularization", 2023). For a classifier it records the accuracy (on the
-    current task's outputs for a multi-head model), for a regressor the mean
-    squared error. It costs one extra forward pass per batch, and training
-    with it runs on the network's own autograd (it acts at every batch).
+    the score of the training step's own forward pass, which predicts the
+    batch before the step updates the network (as the reference code of Kumar
+    et al. scores it; with dropout, as trained). Its mean per task measures
+    plasticity, the ability to keep learning new tasks (Kumar et al.,
+    "Maintaining Plasticity in Continual Learning via Regenerative
+    Regularization", 2023). For a classifier it records the accuracy of the
+    largest output (on the current task's outputs for a multi-head model), for
+    a regressor the mean squared error, of the batch's own rows (not rows that
+    a replay plug-in adds; rows an augmentation plug-in transforms, as
+    trained). The training engine scores the steps (an argmax per batch, no
+    extra forward pass) and this callback is the switch that records them:
+    candidates that record it train stacked like any others.
 
     A classifier's network that stops learning is reported, once, by a
     warning: at the end of a chunk, when the current task's online accuracy
@@ -83,22 +88,6 @@ class PrequentialScore(Callback):
                 UserWarning,
                 stacklevel=2,
             )
-
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        if not training:
-            return
-        X, y = batch
-        module = net.module_
-        module.eval()
-        with torch.no_grad():
-            out = net.infer_task(X)
-            if isinstance(net, NeuralNetClassifier):
-                score = (out.argmax(1) == y).double().mean()
-            else:
-                score = torch.nn.functional.mse_loss(out, y)
-        module.train()
-        self.scores_.append(score.item())
-        self.training_task_.append(net.task_index_)
 
     def task_means(self):
         """Return the mean prequential score of each task, in training order.

@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from _tolerance import forward_operations, tolerance
+from _tolerance import forward_operations, tolerance, training_operations
+from sklearn.base import clone
+from torch import nn
 
-from skcl import ContinualClassifier, ContinualRegressor
+from skcl import ContinualClassifier, ContinualRegressor, Plugin
+from skcl._engine import fit_together
 from skcl.callbacks import PrequentialScore, TaskMonitor
 from skcl.metrics import TaskAccuracyDisplay, accuracy_matrix
 
@@ -85,3 +88,78 @@ def test_display_from_monitor(digits_stream):
     start = display.lines_[0, 2].get_xdata()[0]
     assert start == monitor.steps_[monitor.training_task_.index(2)]
     assert display.ax_[0].get_ylabel() == "Loss"
+
+
+class BeforeUpdate(Plugin):
+    """Scores each incoming batch by hand with the parameters before its
+    update (a per-step hook: the fit runs on the network's own autograd)."""
+
+    def initialize(self, net):
+        self.scores_ = []
+
+    @torch.no_grad()
+    def before_forward(self, net, step):
+        out = net.module_(step.X)
+        if step.y.dtype == torch.long:
+            self.scores_.append(int((out.argmax(1) == step.y).sum()) / len(step.y))
+        else:
+            self.scores_.append(float(((out - step.y) ** 2).mean()))
+
+
+def double_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).double()
+
+
+@pytest.mark.parametrize("estimator", [ContinualClassifier, ContinualRegressor])
+def test_prequential_scores_are_the_steps_own_forward_before_its_update(
+    digits_stream, estimator
+):
+    X, y, t = digits_stream
+    X = X.astype(np.float64)
+    if estimator is ContinualRegressor:
+        y = np.eye(10)[y]  # ten outputs, as the classifier's
+    params = dict(module=double_mlp(), lr=0.05, batch_size=16, random_state=0)
+    params.update(max_epochs=2, callbacks=[PrequentialScore(warn=False)])
+    by_hand = estimator(penalty=BeforeUpdate(), **params).fit(X, y, task_id=t)
+    engine = estimator(**params).fit(X, y, task_id=t)  # the stacked backend
+    record = dict(engine.net_.callbacks_)["PrequentialScore"]
+    # 300 rows per task in 19 batches (the last of 12 rows), two epochs.
+    assert record.training_task_ == [k for k in range(3) for _ in range(38)]
+    assert dict(by_hand.net_.callbacks_)["PrequentialScore"].scores_ == (
+        by_hand.penalty_.scores_
+    )
+    if estimator is ContinualClassifier:
+        # float64 logits from the same parameters: no argmax near a tie flips.
+        assert record.scores_ == by_hand.penalty_.scores_
+    else:
+        # Outputs within a float64 forward pass (and training) of each other.
+        atol = tolerance(training_operations(engine.module_, 2 * len(X)), 1.0)
+        np.testing.assert_allclose(
+            record.scores_, by_hand.penalty_.scores_, rtol=0, atol=atol
+        )
+
+
+def test_prequential_scores_stack_and_equal_each_candidate_alone(digits_stream):
+    X, y, t = digits_stream
+    X = X.astype(np.float64)
+    base = ContinualClassifier(
+        module=double_mlp(),
+        optimizer=torch.optim.Adam,
+        batch_size=16,
+        max_epochs=2,
+        callbacks=[PrequentialScore(warn=False)],
+    )
+    grid = [dict(lr=lr, random_state=s) for lr, s in ((1e-3, 0), (1e-2, 1), (3e-3, 0))]
+    together, reason = fit_together(
+        [clone(base).set_params(**p) for p in grid], X, y, t
+    )
+    assert reason is None
+    for stacked, p in zip(together, grid, strict=True):
+        alone = clone(base).set_params(**p).fit(X, y, task_id=t)
+        mine, theirs = (
+            dict(c.net_.callbacks_)["PrequentialScore"] for c in (stacked, alone)
+        )
+        assert len(mine.scores_) == 3 * 38
+        assert mine.scores_ == theirs.scores_
+        assert mine.training_task_ == theirs.training_task_
