@@ -53,7 +53,9 @@ class ICaRL(Replay):
     """iCaRL: herding exemplars, sigmoid distillation, nearest-mean prediction.
 
     Incremental classifier and representation learning (Rebuffi et al.,
-    CVPR 2017), as Mammoth implements it for the DER paper's tables:
+    CVPR 2017), with the loss, herding and means of Mammoth's code for the
+    DER paper's tables (where, at the paper's commit, the exemplars never
+    enter training; see ``benchmarks/icarl_reference.py``):
 
     - **Memory**: ``memory_size`` exemplars shared equally by the classes
       seen, ``memory_size // n_classes_seen`` each. After each chunk of a
