@@ -417,3 +417,49 @@ def test_optimizers_of_other_parameters_are_refused():
         StackedOptimizer(
             optimizers, network.flat, network.stack, _unstack_flat(network)
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", ["adam", "adam-amsgrad", "adamw"])
+def test_adams_floor_under_zero_moments_changes_no_bit(monkeypatch, case, dtype):
+    """Second moments of 0, subnormal and tiny: the floor that spares the
+    square root of 0 its slow path leaves every step bitwise as without it."""
+    cls, hyper = CASES[case]
+
+    def run():
+        torch.manual_seed(0)
+        modules = [m.to(dtype) for m in _modules(3, "mlp")]
+        optimizers = [cls(m.parameters(), **hyper(k)) for k, m in enumerate(modules)]
+        network = StackedNetwork(modules)
+        stacked = StackedOptimizer(
+            optimizers, network.flat, network.stack, _unstack_flat(network)
+        )
+        for step in range(30):
+            grads = network.stack(
+                [[torch.randn_like(p) for p in _params(m)] for m in modules]
+            )
+            scale = torch.logspace(-50, 0, grads.shape[1], dtype=torch.float64)
+            grads *= scale.to(dtype)  # squares from 0 through subnormal to one
+            grads[:, ::3] = 0.0
+            if step >= 20:  # moments decaying towards 0
+                grads[:, 1::3] = 0.0
+            stacked.step(grads)
+        return network.flat.clone(), [t.clone() for t in stacked.tensors.values()]
+
+    floored = run()
+    monkeypatch.setattr(stacked_optimizers, "_root_floor", lambda *args: 0.0)
+    plain = run()
+    assert torch.equal(floored[0], plain[0])
+    for a, b in zip(floored[1], plain[1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_adams_floor_is_below_what_eps_rounds_away():
+    spacing = stacked_optimizers._spacing(1e-8, torch.float32)
+    assert spacing == 2.0**-50  # 1e-8 lies in [2**-27, 2**-26)
+    root = (1 - 0.999) ** 0.5  # the first step's bias correction
+    floor = stacked_optimizers._root_floor(spacing, root, torch.float32)
+    eps = torch.tensor(1e-8)
+    assert torch.sqrt(torch.tensor(floor)) / root + eps == eps
+    assert stacked_optimizers._root_floor(None, root, torch.float32) == 0.0
+    assert stacked_optimizers._spacing(0.0, torch.float32) is None
