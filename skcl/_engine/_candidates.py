@@ -173,14 +173,15 @@ class _CandidateModule:
     candidate's slice, graph connected to the stack (a term backpropagates
     into it). In the other hooks (after :meth:`refresh`), ``parameters()``
     yields leaves sharing the slice's storage, with views of the stacked
-    gradients as ``.grad``, and calling it runs the module on those leaves.
+    gradients as ``.grad``, and calling it runs the module on those leaves;
+    they are made when first read (a hook that reads nothing costs nothing).
     """
 
     def __init__(self, module, network, k):
         self.module, self.network, self.k = module, network, k
         self.names = [name for name, _ in module.named_parameters()]
         self.buffer_names = [name for name, _ in module.named_buffers()]
-        self.leaves = None
+        self._leaves, self._grads, self._stale = None, None, False
 
     def _own(self, stacked):
         """Candidate ``k``'s tensors, in the module's layout, of per-parameter
@@ -195,7 +196,8 @@ class _CandidateModule:
         return own
 
     def __call__(self, X):
-        params = self._own(self.network.params) if self.leaves is None else self.leaves
+        leaves = self.leaves
+        params = self._own(self.network.params) if leaves is None else leaves
         buffers = [b[self.k] for b in self.network.buffers]
         names = [*self.names, *self.buffer_names]
         state = dict(zip(names, [*params, *buffers], strict=True))
@@ -203,8 +205,19 @@ class _CandidateModule:
 
     def refresh(self, grads):
         """Leaves on the current slice, with views of ``grads`` as ``.grad``."""
+        self._grads, self._stale = grads, True
+
+    @property
+    def leaves(self):
+        """The leaves of the last :meth:`refresh` (None after :meth:`forget`)."""
+        if self._stale:
+            self._stale = False
+            self._make_leaves(self._grads)
+        return self._leaves
+
+    def _make_leaves(self, grads):
         own = self._own(self.network.params)
-        self.leaves = [
+        self._leaves = [
             t.detach().requires_grad_(p.requires_grad)
             for t, p in zip(own, self.network.params, strict=True)
         ]
@@ -213,14 +226,14 @@ class _CandidateModule:
         grads = iter(grads)
         stacked = [next(grads) if p.requires_grad else p for p in self.network.params]
         for leaf, p, g in zip(
-            self.leaves, self.network.params, self._own(stacked), strict=True
+            self._leaves, self.network.params, self._own(stacked), strict=True
         ):
             if p.requires_grad:
                 leaf.grad = g
 
     def forget(self):
         """Back to the graph-connected slice (for loss terms)."""
-        self.leaves = None
+        self._leaves, self._stale = None, False
 
     def parameters(self):
         return iter(self.leaves)
