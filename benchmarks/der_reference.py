@@ -1,0 +1,188 @@
+"""The DER paper's SGD, oEWC and SI rows in a loop written like Mammoth's code.
+
+Checks whether a DER-table cell skcl misses is missed by the authors' recipe
+too. The loop follows aimagelab/mammoth at 7ab9db9 (``utils/training.py``,
+``models/sgd.py``, ``models/ewc_on.py``, ``models/si.py``, the best settings
+of ``utils/best_args.py``) with torch and numpy only: ``MNISTMLP``
+(784-100-100-10, ReLU, Xavier-uniform weights, zero biases), one SGD
+optimizer for the whole stream, one shuffled epoch per task (last batch
+short), the batch-mean cross-entropy over all ten outputs.
+
+- oEWC adds ``e_lambda * sum F (theta - theta*)^2``; after each task ``F <-
+  gamma F + F_new``, ``F_new`` the mean over the task's samples of ``p(y|x)
+  * (d log p(y|x) / d theta)^2`` at the true label (``--unweighted`` drops
+  ``p(y|x)``: skcl's empirical Fisher).
+- SI adds ``c * sum Omega (theta - theta*)^2``, clips every gradient entry
+  to [-1, 1] before the step (``--no-clip`` leaves it out) and adds
+  ``lr * g^2`` of the clipped gradient to the path integral; after each task
+  ``Omega += omega / (Delta^2 + xi)``.
+
+It reads the stream ``skcl benchmark`` builds with the same seed (or
+``--stream-seed``) and prints the class-IL accuracy (and the task-IL one on
+``seq-mnist``) of each seed, and their mean and std.
+
+    python benchmarks/der_reference.py --stream der-permuted-mnist --strategy si \
+        --stream-seed 0 --seeds 3
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skcl._benchmark import seed_streams
+
+# Mammoth's best_args at 7ab9db9: lr, batch, and the method's own.
+SETTINGS = {
+    "seq-mnist": {
+        "naive": dict(lr=0.03, batch=10),
+        "online-ewc": dict(lr=0.03, batch=10, e_lambda=90.0, gamma=1.0),
+        "si": dict(lr=0.1, batch=10, c=1.0, xi=0.9),
+    },
+    "der-permuted-mnist": {
+        "naive": dict(lr=0.2, batch=128),
+        "online-ewc": dict(lr=0.1, batch=128, e_lambda=0.7, gamma=1.0),
+        "si": dict(lr=0.1, batch=128, c=0.5, xi=1.0),
+    },
+    "der-rotated-mnist": {
+        "naive": dict(lr=0.2, batch=128),
+        "online-ewc": dict(lr=0.1, batch=128, e_lambda=0.7, gamma=1.0),
+        "si": dict(lr=0.1, batch=128, c=1.0, xi=1.0),
+    },
+}
+
+
+def mnist_mlp():
+    net = nn.Sequential(
+        nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(),
+        nn.Linear(100, 10),
+    )  # fmt: skip
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return net
+
+
+def flat(tensors):
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def run(stream, strategy, setting, seed, *, weighted=True, clip=True):
+    torch.manual_seed(seed)
+    rng = np.random.RandomState(seed)
+    net = mnist_mlp()
+    params = list(net.parameters())
+    opt = torch.optim.SGD(params, lr=setting["lr"])
+    anchor = importance = None
+    start = flat(params).detach().clone()  # SI's checkpoint
+    for k in range(stream.n_tasks):
+        X, y = (torch.as_tensor(a) for a in stream.task(k))
+        y = y.long()
+        omega = torch.zeros_like(start)
+        order = torch.as_tensor(rng.permutation(len(y)))
+        for i in range(0, len(y), setting["batch"]):
+            rows = order[i : i + setting["batch"]]
+            opt.zero_grad()
+            loss = F.cross_entropy(net(X[rows]), y[rows])
+            if importance is not None:
+                scale = setting.get("e_lambda", setting.get("c"))
+                loss = loss + scale * (importance * (flat(params) - anchor) ** 2).sum()
+            loss.backward()
+            if strategy == "si" and clip:
+                nn.utils.clip_grad_value_(params, 1)
+            opt.step()
+            if strategy == "si":
+                omega += setting["lr"] * flat([p.grad for p in params]) ** 2
+        theta = flat(params).detach().clone()
+        if strategy == "online-ewc":
+            fisher = per_sample_fisher(net, X, y, weighted) / len(y)
+            gamma = setting["gamma"]
+            importance = fisher if importance is None else gamma * importance + fisher
+            anchor = theta
+        elif strategy == "si":
+            new = omega / ((theta - start) ** 2 + setting["xi"])
+            importance = new if importance is None else importance + new
+            anchor = start = theta
+    return scores(net, stream)
+
+
+def per_sample_fisher(net, X, y, weighted, chunk=1000):
+    """Sum over samples of ``[p(y|x)] * (d log p(y|x) / d theta)^2``, flat."""
+    names = [n for n, _ in net.named_parameters()]
+    theta = {n: p.detach() for n, p in net.named_parameters()}
+
+    def log_p(theta, x, label):
+        out = torch.func.functional_call(net, theta, (x[None],))
+        return F.log_softmax(out, 1)[0].gather(0, label[None])[0]
+
+    grad_and_value = torch.vmap(torch.func.grad_and_value(log_p), in_dims=(None, 0, 0))
+    total = 0.0
+    for i in range(0, len(y), chunk):
+        grads, value = grad_and_value(theta, X[i : i + chunk], y[i : i + chunk])
+        weight = value.exp() if weighted else torch.ones_like(value)
+        total = total + flat(
+            [torch.einsum("n,n...->...", weight, grads[n] ** 2) for n in names]
+        )
+    return total
+
+
+@torch.no_grad()
+def scores(net, stream):
+    X, y = torch.as_tensor(stream.X_test), torch.as_tensor(stream.y_test).long()
+    logits, t = net(X), stream.t_test
+    class_il = np.mean(
+        [(logits[t == k].argmax(1) == y[t == k]).float().mean().item() for k in
+         range(stream.n_tasks)]
+    )  # fmt: skip
+    task_il = None
+    if stream.task_classes is not None:
+        accs = []
+        for k, classes in enumerate(stream.task_classes):
+            cls = torch.as_tensor(np.asarray(classes)).long()
+            pred = cls[logits[t == k][:, cls].argmax(1)]
+            accs.append((pred == y[t == k]).float().mean().item())
+        task_il = float(np.mean(accs))
+    return float(class_il), task_il
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", default="der-permuted-mnist", choices=SETTINGS)
+    parser.add_argument("--strategy", default="si", choices=SETTINGS["seq-mnist"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--stream-seed", type=int, default=None)
+    parser.add_argument("--data-home", default=None)
+    parser.add_argument("--unweighted", action="store_true")
+    parser.add_argument("--no-clip", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    seeds = list(range(args.seeds))
+    streams = seed_streams(
+        dict(name=args.stream, data_home=args.data_home), seeds, args.stream_seed
+    )
+    setting = SETTINGS[args.stream][args.strategy]
+    results = []
+    for stream, seed in zip(streams, seeds, strict=True):
+        begin = time.perf_counter()
+        class_il, task_il = run(
+            stream, args.strategy, setting, seed,
+            weighted=not args.unweighted, clip=not args.no_clip,
+        )  # fmt: skip
+        results.append((class_il, task_il))
+        extra = "" if task_il is None else f", task-IL {100 * task_il:.2f}"
+        took = time.perf_counter() - begin
+        print(f"seed {seed}: {100 * class_il:.2f}{extra} ({took:.0f} s)", flush=True)
+    for name, column in zip(
+        ("class-IL", "task-IL"), zip(*results, strict=True), strict=True
+    ):
+        if column[0] is not None:
+            values = 100 * np.array(column)
+            print(f"{name}: {values.mean():.2f} +- {values.std():.2f}")
+
+
+if __name__ == "__main__":
+    main()
