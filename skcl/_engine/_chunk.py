@@ -562,24 +562,27 @@ class _Batches:
     """
 
     def __init__(self, X, y, order, batch_size, *, reuse, own_data=False):
+        self.offsets = None
+        if own_data:  # the copies' chunks end to end, each copy's rows offset
+            K, n = X.shape[:2]
+            self.offsets = torch.arange(K, device=X.device).view(-1, 1) * n
+            X, y = X.flatten(0, 1), y.flatten(0, 1)
         self.X, self.y, self.order, self.batch_size = X, y, order, batch_size
-        self.copies = torch.arange(len(X), device=X.device).view(-1, 1)
-        self.own_data = own_data
-        rows = order[..., :batch_size].numel()
+        rows = self._rows(0).numel()
         self.buffers = (
             (X.new_empty((rows, *X.shape[1:])), y.new_empty((rows, *y.shape[1:])))
-            if reuse and not own_data
+            if reuse
             else None
         )
+
+    def _rows(self, start):
+        rows = self.order[..., start : start + self.batch_size]
+        return rows if self.offsets is None else rows + self.offsets
 
     def __iter__(self):
         n = self.order.shape[-1]
         for start in range(0, n, self.batch_size):
-            rows = self.order[..., start : start + self.batch_size]
-            if self.own_data:
-                index = (self.copies, rows.expand(len(self.copies), -1))
-                yield self.X[index], self.y[index]
-                continue
+            rows = self._rows(start)
             if self.buffers is None:
                 yield self.X[rows], self.y[rows]
                 continue
