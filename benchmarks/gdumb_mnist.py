@@ -20,7 +20,8 @@ task, the last retraining on a memory of ``M / 10`` per class too. With
 ``--memory first`` the stream is cut to the first ``M / 10`` samples of each
 class in file order, which the greedy memory then holds exactly: one fixed
 memory for every seed, as theirs. They train in half precision, skcl in
-float32.
+float32. ``--head linear`` replaces the output layer's bias-free ``Linear``
+and batch norm by a ``Linear`` with a bias (a variant, not theirs).
 
     python benchmarks/gdumb_mnist.py --data-home ../shared/data --seeds 3
     python benchmarks/gdumb_mnist.py --memory-sizes 300 --memory first
@@ -41,8 +42,9 @@ from skcl.replay import GDumb
 MEAN, STD = 0.1307, 0.3081
 
 
-def gdumb_mlp(width=100):
-    """GDumb's MNIST MLP: bias-free Linear + BatchNorm (+ ReLU) blocks."""
+def gdumb_mlp(width=100, head="bn"):
+    """GDumb's MNIST MLP: bias-free Linear + BatchNorm (+ ReLU) blocks; with
+    ``head="linear"`` the output layer is a plain ``Linear`` with a bias."""
 
     def block(n_in, n_out, relu=True):
         layers = [nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out, eps=1e-6)]
@@ -52,7 +54,7 @@ def gdumb_mlp(width=100):
         nn.Flatten(),
         *block(784, width),
         *block(width, width),
-        *block(width, 10, relu=False),
+        *(block(width, 10, relu=False) if head == "bn" else [nn.Linear(width, 10)]),
     )
 
 
@@ -78,7 +80,7 @@ class PassAccuracy(Callback):
         self.accuracy_.append(float(correct.float().mean()))
 
 
-def run(data, memory_size, seed, epochs, memory):
+def run(data, memory_size, seed, epochs, memory, head):
     X, y, task_id, X_test, y_test = data
     if memory == "first":
         rows = np.concatenate(
@@ -87,7 +89,7 @@ def run(data, memory_size, seed, epochs, memory):
         rows.sort()
         X, y, task_id = X[rows], y[rows], task_id[rows]
     clf = ContinualClassifier(
-        module=gdumb_mlp(),
+        module=gdumb_mlp(head=head),
         replay=GDumb(
             memory_size=memory_size,
             epochs=epochs,
@@ -118,6 +120,7 @@ def main():
     parser.add_argument("--memory-sizes", default="300,500")
     parser.add_argument("--epochs", type=int, default=128)
     parser.add_argument("--memory", choices=("greedy", "first"), default="greedy")
+    parser.add_argument("--head", choices=("bn", "linear"), default="bn")
     args = parser.parse_args()
     torch.set_num_threads(1)
     mnist = fetch_mnist(args.data_home, download_if_missing=False)
@@ -130,12 +133,12 @@ def main():
     data = (X, y, y // 2, normalise(mnist.X_test), mnist.y_test)
     for memory_size in map(int, args.memory_sizes.split(",")):
         scores = [
-            run(data, memory_size, seed, args.epochs, args.memory)
+            run(data, memory_size, seed, args.epochs, args.memory, args.head)
             for seed in range(args.seeds)
         ]
         best, last, seconds = np.array(scores).T
         print(
-            f"memory {memory_size} ({args.memory}): best over passes "
+            f"memory {memory_size} ({args.memory}, {args.head}): best over passes "
             f"{best.mean():.1f} +- {best.std():.1f}, "
             f"last pass {last.mean():.1f} +- {last.std():.1f} "
             f"(best {', '.join(f'{b:.2f}' for b in best)}; last "
