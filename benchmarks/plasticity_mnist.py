@@ -17,10 +17,11 @@ values (``plasticity_<problem>.npz``).
     python benchmarks/plasticity_mnist.py --problem permuted --seeds 3
     python benchmarks/plasticity_mnist.py --problem random-label --n-tasks 3 --epochs 2
 
-``--speed`` instead times the comparison (every strategy and seed, online
-accuracy recorded) on the first 3 tasks, stacked by the engine
-(``fit_together``: one stack per group of runs that share a network, each
-run on its own seed's stream) against the same fits one by one:
+``--speed`` instead times the comparison as ``skcl benchmark`` runs it (its
+presets and streams; every strategy and seed, online accuracy recorded) on
+the first 3 tasks, stacked by the engine (``fit_together``: one stack per
+group of runs that share a network, each run on its own seed's stream)
+against the same fits one by one:
 
     python benchmarks/plasticity_mnist.py --problem random-label --speed --epochs 10
 
@@ -206,28 +207,49 @@ def main(argv=None):
 def speed(names, args):
     """Time every strategy and seed on the first tasks, stacked and one by one.
 
-    CPU time of the one thread: a fair measure on a machine shared with
-    others. Also counts the runs whose online accuracies differ stacked and
-    alone: float32 rounding, where the run alone trains on the module's own
-    autograd and ``torch.optim`` (per-step plug-ins, Layer Norm, CReLU),
-    grows over thousands of steps of memorising random labels.
+    The runs of ``skcl benchmark --stream random-label-mnist`` (or
+    ``plasticity-permuted-mnist``): its presets (the paper's best settings,
+    ``skcl._benchmark``) on its streams, each seed's own, shortened to
+    ``--epochs`` per task, with online accuracy recorded. CPU time of the one
+    thread: a fair measure on a machine shared with others. Also counts the
+    runs whose online accuracies differ stacked and alone: float32 rounding,
+    where the run alone trains on the module's own autograd and
+    ``torch.optim`` (per-step plug-ins, Layer Norm, CReLU), grows over
+    thousands of steps of memorising random labels.
     """
+    from skcl._benchmark._plasticity_presets import plasticity_params
+    from skcl._benchmark._plasticity_streams import PlasticityStream
+
     torch.set_num_threads(1)
+    stream = {"random-label": "random-label-mnist"}.get(
+        args.problem, "plasticity-permuted-mnist"
+    )
     streams = {}
     for seed in range(args.seeds):
-        X, y, task = zip(*tasks(args, seed), strict=True)
-        streams[seed] = (
-            np.concatenate(X),
-            np.concatenate(y),
-            np.repeat(task, [len(rows) for rows in y]),
+        tasks = PlasticityStream(
+            stream, args.n_tasks, args.data_home, args.n_samples, seed
         )
+        X, y = zip(*map(tasks.task, range(args.n_tasks)), strict=True)
+        task = np.repeat(np.arange(args.n_tasks), [len(rows) for rows in y])
+        streams[seed] = (np.concatenate(X), np.concatenate(y), task)
+    regime = f"plasticity-{args.problem}"
+    names = ["naive" if name == "baseline" else name for name in names]
+
+    def preset(name, seed):
+        params = plasticity_params(name, regime, {})
+        return ContinualClassifier(
+            **{**params, "max_epochs": args.epochs},
+            callbacks=[PrequentialScore(warn=False)],
+            random_state=seed,
+        )
+
     groups = {}
     for name in names:
         for seed in range(args.seeds):
-            est = make(name, args, seed)
+            est = preset(name, seed)
             groups.setdefault(repr(stacking_key(est)[0]), []).append((name, est, seed))
     X, y, task = streams[0]  # one-time work (imports, first calls) untimed
-    fit_together([make(names[0], args, 0) for _ in range(2)], X[:64], y[:64])
+    fit_together([preset(names[0], 0) for _ in range(2)], X[:64], y[:64])
     stacked = alone = 0.0
     differing = 0
     for group in groups.values():
@@ -258,9 +280,9 @@ def speed(names, args):
         stacked, alone = stacked + together, alone + one_by_one
     steps = args.n_tasks * args.epochs * -(-args.n_samples // 16)
     print(
-        f"{args.problem} MNIST, {args.seeds * len(names)} runs ({len(names)} "
-        f"strategies x {args.seeds} seeds) of {args.n_tasks} tasks, {steps} steps "
-        f"each, in {len(groups)} stacks: stacked {stacked:.1f} s, one by one "
+        f"{stream}, {args.seeds * len(names)} runs ({len(names)} strategies x "
+        f"{args.seeds} seeds) of {args.n_tasks} tasks, {steps} steps each, in "
+        f"{len(groups)} stacks: stacked {stacked:.1f} s, one by one "
         f"{alone:.1f} s, ratio {stacked / alone:.2f}; runs whose online "
         f"accuracies differ stacked and alone: {differing}"
     )
