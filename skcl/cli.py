@@ -278,8 +278,10 @@ def build_parser():
         type=_number(int, positive=True),
         help=_default(
             "number of tasks",
-            "5 on the digits, 2 on shared-split-mnist, 20 on the other MNIST "
-            "streams and split-cifar100, 5 on seq-cifar10, 10 on seq-tiny-imagenet",
+            "5 on the digits, 2 on shared-split-mnist, 500 on "
+            "plasticity-permuted-mnist, 50 on random-label-mnist, 20 on the "
+            "other MNIST streams and split-cifar100, 5 on seq-cifar10, 10 on "
+            "seq-tiny-imagenet",
         ),
     )
     bench.add_argument(
@@ -293,9 +295,9 @@ def build_parser():
             "which run by name; "
             f"on {', '.join(IMAGE_STREAMS)} Table 2's: "
             f"{','.join(IMAGE_STRATEGIES)}; on {', '.join(PLASTICITY_STREAMS)} "
-            f"the L2 Init paper's: {','.join(PLASTICITY_STRATEGIES)} (without "
-            f"task ids: {','.join(TASK_FREE)}), and by name on "
-            f"plasticity-permuted-mnist {','.join(FORGETTING_STRATEGIES)}",
+            f"the L2 Init paper's, trained without task ids: "
+            f"{','.join(TASK_FREE)}, and by name on plasticity-permuted-mnist "
+            f"{','.join(FORGETTING_STRATEGIES)}, told the tasks",
         ),
     )
     bench.add_argument(
