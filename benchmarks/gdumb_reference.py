@@ -12,7 +12,10 @@ the first pass, 0.05 for the second, then ``CosineAnnealingWarmRestarts(T_0=1,
 T_mult=2, eta_min=5e-4)`` stepped once a pass; each image normalised (0.1307,
 0.3081) after a random crop of its 4-pixel black padding; the test accuracy
 after each pass, and its best. ``--half`` trains and tests in float16, as their
-``model.half()`` (slow on a CPU).
+``model.half()``. numpy's default argsort is not stable: which samples it puts
+first depends on the numpy version and the CPU; ``--memory-order file`` takes
+each class's first samples in file order instead (``skcl``'s
+``benchmarks/gdumb_mnist.py --memory first``).
 
     python benchmarks/gdumb_reference.py --data-home ../shared/data --seeds 3
 """
@@ -52,11 +55,11 @@ def _crop(images, generator):
     )
 
 
-def run(data, memory_size, seed, passes, half):
+def run(data, memory_size, seed, passes, half, memory_order="argsort"):
     X, y, X_test, y_test = data
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    by_class = np.argsort(y)
+    by_class = np.argsort(y, kind="stable" if memory_order == "file" else None)
     rows = np.concatenate(
         [by_class[y[by_class] == c][: memory_size // 10] for c in range(10)]
     )
@@ -100,6 +103,9 @@ def main():
     parser.add_argument("--memory-sizes", default="300,500")
     parser.add_argument("--passes", type=int, default=128)
     parser.add_argument("--half", action="store_true")
+    parser.add_argument(
+        "--memory-order", choices=("argsort", "file"), default="argsort"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     X, X_test, y, y_test = fetch_mnist(
@@ -113,12 +119,13 @@ def main():
     )
     for memory_size in map(int, args.memory_sizes.split(",")):
         scores = [
-            run(data, memory_size, seed, args.passes, args.half)
+            run(data, memory_size, seed, args.passes, args.half, args.memory_order)
             for seed in range(args.seeds)
         ]
         best, last, seconds = np.array(scores).T
         print(
-            f"memory {memory_size}{' (float16)' if args.half else ''}: best over "
+            f"memory {memory_size} ({args.memory_order} order"
+            f"{', float16' if args.half else ''}): best over "
             f"passes {best.mean():.1f} +- {best.std():.1f}, last pass "
             f"{last.mean():.1f} +- {last.std():.1f} (best "
             f"{', '.join(f'{b:.2f}' for b in best)}; last "
