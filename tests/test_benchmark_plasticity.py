@@ -260,3 +260,21 @@ def test_offline_plasticity_streams_name_data_home(
     err = capsys.readouterr().err
     assert err.startswith(f"skcl benchmark: error: {stream} needs the four ")
     assert "Traceback" not in err
+
+
+@needs_mnist
+def test_run_strategy_gives_one_seed_of_the_plasticity_run(tmp_path):
+    from skcl._benchmark import run_strategy
+
+    record = _run(
+        tmp_path,
+        "plasticity-permuted-mnist",
+        *("--strategies", "crelu", "--train-size", "40"),
+        seeds="1",
+    )
+    stream = load_stream(
+        "plasticity-permuted-mnist", n_tasks=3, data_home=SHARED_MNIST, train_size=40
+    )
+    run = run_strategy(stream, "crelu", strategy_params("crelu", PERMUTED, {}), 0)
+    for key in ("online_accuracy", "R_diagonal", "R_one_step", "R_final"):
+        assert run[key] == record["runs"][0][key]

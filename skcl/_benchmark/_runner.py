@@ -34,7 +34,8 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
     as one task has, drawn from that union (the multi-task baseline of A-GEM's
     code, whose numbers Stable SGD's Table 2 reports). Their accuracy matrix
     is a single row, and their forgetting and backward transfer are zero by
-    definition.
+    definition. On a plasticity stream the run is
+    :func:`~skcl._benchmark._plasticity_runner.run_plasticity_seeds`'s.
 
     Parameters
     ----------
@@ -55,6 +56,11 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
         index of the task it diverged in; 0 for the joint strategies) and
         ``error`` (the estimator's message); both are None otherwise.
     """
+    if isinstance(stream, PlasticityStream):
+        results, _ = run_plasticity_seeds(
+            [stream], strategy, params, [seed], progress=progress
+        )
+        return results[0]
     where = {"task": 0}
     try:
         return _run(stream, strategy, params, seed, progress, where)
