@@ -1,5 +1,7 @@
 """The DER paper's streams, presets and task-incremental score of ``skcl benchmark``."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,14 @@ def test_task_il_accuracy_is_the_argmax_over_each_tasks_classes(tiny_mnist):
         pick = 2 * k + logits[rows][:, 2 * k : 2 * k + 2].argmax(1)
         scores.append(np.mean(pick == stream.y_test[rows]))
     assert task_il_accuracy(clf, stream) == pytest.approx(np.mean(scores), abs=0)
+
+
+def test_joint_is_scored_task_incrementally_beside_the_others(tiny_mnist, tmp_path):
+    from skcl.cli import main
+
+    argv = ["benchmark", "--stream", "seq-mnist", "--strategies", "naive,joint"]
+    argv += ["--seeds", "1", "--no-plots", "--quiet", "--output", str(tmp_path)]
+    assert main(argv) == 0
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    joint = next(r for r in runs if r["strategy"] == "joint")
+    assert 0 <= joint["task_il_accuracy"] <= 1

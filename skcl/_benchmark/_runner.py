@@ -95,6 +95,8 @@ def _run(stream, strategy, params, seed, progress, where):
             backward_transfer=0.0,
             learning_accuracy=float(R.mean()),
         )
+        if stream.task_classes is not None:
+            metrics["task_il_accuracy"] = task_il_accuracy(clf, stream)
     else:
         seconds = 0.0
         for k in range(stream.n_tasks):
