@@ -101,7 +101,9 @@ def test_der_penalty_presets_are_mammoths_strengths_in_skcls_scale(tiny_mnist):
     assert ewc["penalty_step"] == si["penalty_step"] == "explicit"
     pmnist = der_params("online-ewc", "der-permuted-mnist", {"lam": 3.0}, n_tasks=20)
     assert pmnist["penalty"].lam == 3.0 and pmnist["lr"] == 0.1
-    assert "penalty_step" not in der_params("lwf", seq, {}, n_tasks=5)
+    lwf = der_params("lwf", seq, {}, n_tasks=5)
+    assert "penalty_step" not in lwf and lwf["optimizer__weight_decay"] == 1e-3
+    assert (lwf["penalty"].lam, lwf["penalty"].temperature) == (0.25, 2.0)
     # Mammoth's oEWC after one task: e_lambda * sum F (theta - theta*)^2 with
     # F the mean squared per-sample gradient of log p(y|x) at theta*.
     first, second = y < 2, (y >= 2) & (y < 4)

@@ -35,6 +35,14 @@ the step as a gradient of the loss, ``penalty_step="explicit"``):
   of each task with ``M // T`` random samples of it, and refers only to the
   tasks that ended: ``AGEM(memory="episodic", memory_size=M // T)``, the
   latest ``M // T`` samples of each task's shuffled epoch.
+- **LwF** (``models/lwf.py``) adds ``alpha`` times the cross-entropy between
+  the old and new networks' ``softmax(z / T)`` on the old classes, which
+  has KL's gradient; skcl's :class:`~skcl.penalties.LwF` adds ``lam * T^2 *
+  KL``: ``lam = alpha / T^2``. Its ``wd_reg * sum theta^2`` in the loss is
+  SGD's ``weight_decay = 2 * wd_reg``. Not in skcl: before each task after
+  the first, Mammoth trains the output layer alone one epoch on the new
+  task's outputs (the old network's logits are taken after it), and its
+  cross-entropy covers only the classes seen so far.
 - **JOINT** (``models/joint.py``) trains a fresh network with a fresh SGD,
   after the last task, one epoch over the shuffled union of all tasks, at
   the batch size and ``lr`` of the run; ``best_args.py`` lists no ``lr``
@@ -56,15 +64,17 @@ DER_REGIMES = {
     "der-permuted-mnist": {"base": dict(_BASE, batch_size=128)},
     "der-rotated-mnist": {"base": dict(_BASE, batch_size=128)},
 }
-# GEM's gamma is its margin; LwF's alpha its lam; oEWC's lam is 2 * e_lambda,
-# SI's 2 * c (see above). BiC has no DER-paper setting: it takes iCaRL's;
-# JOINT none listed: it takes SGD's.
+# GEM's gamma is its margin; oEWC's lam is 2 * e_lambda, SI's 2 * c, LwF's
+# alpha / T^2 and its weight decay 2 * wd_reg (see above). BiC has no
+# DER-paper setting: it takes iCaRL's; JOINT none listed: it takes SGD's.
 _SEQ = {
     "naive": dict(lr=0.03),
     "joint": dict(lr=0.03),
     "online-ewc": dict(lr=0.03, lam=2 * 90.0, decay=1.0),
     "si": dict(lr=0.1, lam=2 * 1.0, xi=0.9),
-    "lwf": dict(lr=0.03, lam=1.0, temperature=2.0, optimizer__weight_decay=5e-4),
+    "lwf": dict(
+        lr=0.03, lam=1.0 / 2.0**2, temperature=2.0, optimizer__weight_decay=1e-3
+    ),
     "er": dict(lr=(0.01, 0.1, 0.1), memory_batch_size=10),
     "gem": dict(lr=(0.01, 0.03, 0.1), margin=(1.0, 0.5, 1.0)),
     "agem": dict(lr=0.1, memory_batch_size=128),
