@@ -1,8 +1,9 @@
-"""The DER paper's SGD, oEWC and SI rows in a loop written like Mammoth's code.
+"""The DER paper's SGD, oEWC, SI and A-GEM rows in a loop written like Mammoth's.
 
 Checks whether a DER-table cell skcl misses is missed by the authors' recipe
 too. The loop follows aimagelab/mammoth at 7ab9db9 (``utils/training.py``,
-``models/sgd.py``, ``models/ewc_on.py``, ``models/si.py``, the best settings
+``models/sgd.py``, ``models/ewc_on.py``, ``models/si.py``, ``models/agem.py``,
+the best settings
 of ``utils/best_args.py``) with torch and numpy only: ``MNISTMLP``
 (784-100-100-10, ReLU, Xavier-uniform weights, zero biases), one SGD
 optimizer for the whole stream, one shuffled epoch per task (last batch
@@ -16,6 +17,10 @@ short), the batch-mean cross-entropy over all ten outputs.
   to [-1, 1] before the step (``--no-clip`` leaves it out) and adds
   ``lr * g^2`` of the clipped gradient to the path integral; after each task
   ``Omega += omega / (Delta^2 + xi)``.
+- A-GEM keeps ``--memory-size // T`` random samples of each task, stored at
+  its end; each step takes the reference gradient on up to 128 of them
+  (drawn without replacement) and projects the step's gradient when the
+  two conflict.
 
 It reads the stream ``skcl benchmark`` builds with the same seed (or
 ``--stream-seed``) and prints the class-IL accuracy (and the task-IL one on
@@ -41,16 +46,19 @@ SETTINGS = {
         "naive": dict(lr=0.03, batch=10),
         "online-ewc": dict(lr=0.03, batch=10, e_lambda=90.0, gamma=1.0),
         "si": dict(lr=0.1, batch=10, c=1.0, xi=0.9),
+        "agem": dict(lr=0.1, batch=10, memory_batch=128),
     },
     "der-permuted-mnist": {
         "naive": dict(lr=0.2, batch=128),
         "online-ewc": dict(lr=0.1, batch=128, e_lambda=0.7, gamma=1.0),
         "si": dict(lr=0.1, batch=128, c=0.5, xi=1.0),
+        "agem": dict(lr=0.1, batch=128, memory_batch=128),
     },
     "der-rotated-mnist": {
         "naive": dict(lr=0.2, batch=128),
         "online-ewc": dict(lr=0.1, batch=128, e_lambda=0.7, gamma=1.0),
         "si": dict(lr=0.1, batch=128, c=1.0, xi=1.0),
+        "agem": dict(lr=0.1, batch=128, memory_batch=128),  # 0.3 at 500
     },
 }
 
@@ -71,7 +79,7 @@ def flat(tensors):
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def run(stream, strategy, setting, seed, *, weighted=True, clip=True):
+def run(stream, strategy, setting, seed, *, weighted=True, clip=True, memory=200):
     torch.manual_seed(seed)
     rng = np.random.RandomState(seed)
     net = mnist_mlp()
@@ -79,6 +87,7 @@ def run(stream, strategy, setting, seed, *, weighted=True, clip=True):
     opt = torch.optim.SGD(params, lr=setting["lr"])
     anchor = importance = None
     start = flat(params).detach().clone()  # SI's checkpoint
+    buffer_X, buffer_y = [], []  # A-GEM's memory
     for k in range(stream.n_tasks):
         X, y = (torch.as_tensor(a) for a in stream.task(k))
         y = y.long()
@@ -92,12 +101,18 @@ def run(stream, strategy, setting, seed, *, weighted=True, clip=True):
                 scale = setting.get("e_lambda", setting.get("c"))
                 loss = loss + scale * (importance * (flat(params) - anchor) ** 2).sum()
             loss.backward()
+            if strategy == "agem" and buffer_X:
+                agem_project(net, params, buffer_X, buffer_y, setting, rng)
             if strategy == "si" and clip:
                 nn.utils.clip_grad_value_(params, 1)
             opt.step()
             if strategy == "si":
                 omega += setting["lr"] * flat([p.grad for p in params]) ** 2
         theta = flat(params).detach().clone()
+        if strategy == "agem":
+            keep = torch.as_tensor(rng.permutation(len(y))[: memory // stream.n_tasks])
+            buffer_X.append(X[keep])
+            buffer_y.append(y[keep])
         if strategy == "online-ewc":
             fisher = per_sample_fisher(net, X, y, weighted) / len(y)
             gamma = setting["gamma"]
@@ -108,6 +123,21 @@ def run(stream, strategy, setting, seed, *, weighted=True, clip=True):
             importance = new if importance is None else importance + new
             anchor = start = theta
     return scores(net, stream)
+
+
+def agem_project(net, params, buffer_X, buffer_y, setting, rng):
+    """Replace the gradient by its projection off the memory's, if they conflict."""
+    g = flat([p.grad for p in params])
+    Xm, ym = torch.cat(buffer_X), torch.cat(buffer_y)
+    rows = torch.as_tensor(rng.permutation(len(ym))[: setting["memory_batch"]])
+    ref = flat(torch.autograd.grad(F.cross_entropy(net(Xm[rows]), ym[rows]), params))
+    dot = g @ ref
+    if dot < 0:
+        g = g - dot / (ref @ ref) * ref
+        offset = 0
+        for p in params:
+            p.grad.copy_(g[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
 
 
 def per_sample_fisher(net, X, y, weighted, chunk=1000):
@@ -156,6 +186,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--stream-seed", type=int, default=None)
     parser.add_argument("--data-home", default=None)
+    parser.add_argument("--memory-size", type=int, default=200)
     parser.add_argument("--unweighted", action="store_true")
     parser.add_argument("--no-clip", action="store_true")
     args = parser.parse_args()
@@ -171,6 +202,7 @@ def main():
         class_il, task_il = run(
             stream, args.strategy, setting, seed,
             weighted=not args.unweighted, clip=not args.no_clip,
+            memory=args.memory_size,
         )  # fmt: skip
         results.append((class_il, task_il))
         extra = "" if task_il is None else f", task-IL {100 * task_il:.2f}"
