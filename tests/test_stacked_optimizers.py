@@ -463,3 +463,40 @@ def test_adams_floor_is_below_what_eps_rounds_away():
     assert torch.sqrt(torch.tensor(floor)) / root + eps == eps
     assert stacked_optimizers._root_floor(None, root, torch.float32) == 0.0
     assert stacked_optimizers._spacing(0.0, torch.float32) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cls", [torch.optim.Adam, torch.optim.AdamW])
+def test_adams_one_step_size_for_all_changes_no_bit(monkeypatch, cls, dtype):
+    """Candidates with one step size take it as addcdiv's scalar: bitwise the
+    per-candidate column's product (addcdiv rounds ``(value * m) / d``)."""
+
+    def run():
+        torch.manual_seed(0)
+        modules = [m.to(dtype) for m in _modules(3, "mlp")]
+        optimizers = [cls(m.parameters(), lr=3e-3, weight_decay=1e-2) for m in modules]
+        network = StackedNetwork(modules)
+        stacked = StackedOptimizer(
+            optimizers, network.flat, network.stack, _unstack_flat(network)
+        )
+        for _ in range(20):
+            stacked.step(
+                network.stack(
+                    [[torch.randn_like(p) for p in _params(m)] for m in modules]
+                )
+            )
+        return network.flat.clone(), stacked._size
+
+    scalar, size = run()
+    assert size is not None
+    own_scalars = stacked_optimizers._Adam._scalars
+
+    def columns(self):
+        scalars = own_scalars(self)
+        self._size = None
+        return scalars
+
+    monkeypatch.setattr(stacked_optimizers._Adam, "_scalars", columns)
+    column, size = run()
+    assert size is None
+    assert torch.equal(scalar, column)
