@@ -28,6 +28,7 @@ from ..metrics import (
     total_online_accuracy,
 )
 from ._plasticity_presets import TASK_FREE
+from ._results import diverged_result
 
 # The mean online accuracy of the first and the last WINDOW tasks.
 WINDOW = 10
@@ -105,7 +106,9 @@ def run_plasticity_seeds(streams, strategy, params, seeds, *, progress=None):
     results = []
     for seed in seeds:
         if seed in failed:
-            results.append(_diverged(strategy, seed, *failed[seed]))
+            results.append(
+                diverged_result(strategy, seed, *failed[seed], PLASTICITY_METRICS)
+            )
             continue
         clf, stream = clfs[seed], stream_of[seed]
         final = [clf.score(*stream.test(i)) for i in range(n_tasks)]
@@ -151,16 +154,3 @@ def _scored_matrix(diagonal, one_step, final):
     R[np.arange(1, n), np.arange(n - 1)] = one_step
     R[-1] = final
     return R
-
-
-def _diverged(strategy, seed, task, error):
-    return dict(
-        strategy=strategy,
-        seed=seed,
-        R=None,
-        seconds=None,
-        diverged=True,
-        diverged_task=task,
-        error=str(error),
-        **dict.fromkeys(PLASTICITY_METRICS),
-    )

@@ -19,6 +19,8 @@ from ..metrics import (
 )
 from ._plasticity_runner import run_plasticity_seeds
 from ._plasticity_streams import PlasticityStream
+from ._report import METRICS
+from ._results import diverged_result
 
 _JOINT_CHUNK = 60_000
 # Environment variables that change which float kernels run, hence the scores.
@@ -65,7 +67,7 @@ def run_strategy(stream, strategy, params, seed, *, progress=None):
     try:
         return _run(stream, strategy, params, seed, progress, where)
     except FloatingPointError as error:
-        return _diverged(strategy, seed, where["task"], error)
+        return diverged_result(strategy, seed, where["task"], error, METRICS)
 
 
 def _run(stream, strategy, params, seed, progress, where):
@@ -152,22 +154,6 @@ def _result(strategy, seed, R, seconds, metrics):
     )
 
 
-def _diverged(strategy, seed, task, error):
-    metrics = dict.fromkeys(
-        ("average_accuracy", "forgetting", "backward_transfer", "learning_accuracy")
-    )
-    return dict(
-        strategy=strategy,
-        seed=seed,
-        R=None,
-        seconds=None,
-        diverged=True,
-        diverged_task=task,
-        error=str(error),
-        **metrics,
-    )
-
-
 def run_seeds_together(streams, strategy, params, seeds, *, progress=None):
     """Train ``strategy`` with each of ``seeds``, seed ``seeds[i]`` on ``streams[i]``.
 
@@ -232,7 +218,7 @@ def run_seeds_together(streams, strategy, params, seeds, *, progress=None):
     results = []
     for seed in seeds:
         if seed in failed:
-            results.append(_diverged(strategy, seed, *failed[seed]))
+            results.append(diverged_result(strategy, seed, *failed[seed], METRICS))
             continue
         R, metrics = _scores(clfs[seed], stream_of[seed])
         results.append(_result(strategy, seed, R, seconds[seed], metrics))
