@@ -1,207 +1,69 @@
-"""The plasticity study's MNIST problems at their size: online accuracy per task.
+"""The plasticity comparison on the L2 Init paper's MNIST problems, stacked.
 
-Kumar, Marklund & Van Roy, "Maintaining Plasticity in Continual Learning via
-Regenerative Regularization" (CoLLAs 2025): Permuted MNIST (500 tasks of
-10,000 images drawn per task, one epoch of 625 steps of batch 16) and
-Random-label MNIST (50 tasks of the same 1,200 images, labels shuffled per
-task, 400 epochs = 30,000 steps of batch 16), an MLP 784-100-100-10 trained
-with Adam, each strategy at the paper's best settings (its Tables 3-4; CReLU
-with 91-unit layers, the parameter count of 100-unit ReLU layers). The online
-accuracy of every batch is recorded by ``PrequentialScore``; the script
-prints each strategy's mean online accuracy on the first and the last 10
-tasks and its total online accuracy (means over seeds), and with ``--output``
-writes the plasticity curves (``OnlineAccuracyDisplay``) and the curves'
-values (``plasticity_<problem>.npz``).
+Times every strategy and seed of ``skcl benchmark --stream random-label-mnist``
+(or ``plasticity-permuted-mnist``) as the suite runs them (its presets: the
+paper's best settings, and its streams; online accuracy recorded) on the
+first 3 tasks, stacked by the engine (``fit_together``: one stack per group of
+runs that share a network, each run on its own seed's stream) against the
+same fits one by one:
 
-    python benchmarks/plasticity_mnist.py --problem random-label --seeds 3
-    python benchmarks/plasticity_mnist.py --problem permuted --seeds 3
-    python benchmarks/plasticity_mnist.py --problem random-label --n-tasks 3 --epochs 2
+    python benchmarks/plasticity_mnist.py --problem random-label --epochs 10
 
-``--speed`` instead times the comparison as ``skcl benchmark`` runs it (its
-presets and streams; every strategy and seed, online accuracy recorded) on
-the first 3 tasks, stacked by the engine (``fit_together``: one stack per
-group of runs that share a network, each run on its own seed's stream)
-against the same fits one by one:
-
-    python benchmarks/plasticity_mnist.py --problem random-label --speed --epochs 10
-
-The full runs take about 21 h (Random-label) and 4.4 h (Permuted) of CPU
-for the 8 strategies x 3 seeds (docs/user_guide/plasticity.rst, "Cost"):
-``--n-tasks`` and ``--epochs`` shorten them.
+The comparison itself, its scores and curves, is ``skcl benchmark --stream
+plasticity-permuted-mnist`` and ``--stream random-label-mnist``
+(docs/benchmarks.md, "The L2 Init paper's study").
 """
 
 import argparse
-import copy
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
 from sklearn.base import clone
 
 from skcl import ContinualClassifier
+from skcl._benchmark._plasticity_presets import (
+    PLASTICITY_REGIMES,
+    PLASTICITY_STRATEGIES,
+    plasticity_params,
+)
+from skcl._benchmark._plasticity_streams import PLASTICITY_STREAMS, PlasticityStream
 from skcl._engine import fit_together
 from skcl._engine._fit import stacking_key
 from skcl.callbacks import PrequentialScore
-from skcl.datasets import iter_permuted_mnist, make_random_label_mnist
-from skcl.metrics import online_accuracy, prequential_scores, total_online_accuracy
-from skcl.penalties import L2, L2Init, ShrinkAndPerturb
-from skcl.plasticity import ContinualBackprop, ReDO
+from skcl.metrics import prequential_scores
 
-CREL = {"module__activation": "crelu", "module__hidden_sizes": (91, 91)}
-CBP = {"penalty": ContinualBackprop(rho=1e-3, maturity=100, decay=0.99)}
-# Per problem: tasks, images per task, epochs per task, and each strategy's
-# Adam learning rate and parameters (the paper's Tables 3-4).
-PROBLEMS = {
-    "permuted": {
-        "n_tasks": 500,
-        "n_samples": 10000,
-        "epochs": 1,
-        "strategies": {
-            "baseline": (1e-4, {}),
-            "layer-norm": (1e-3, {"module__layer_norm": True}),
-            "l2init": (1e-3, {"penalty": L2Init(lam=1e-2)}),
-            "l2": (1e-3, {"penalty": L2(lam=1e-2)}),
-            "shrink-perturb": (
-                1e-3,
-                {"penalty": ShrinkAndPerturb(shrink=1e-3, noise=1e-2)},
-            ),
-            "cbp": (1e-3, CBP),
-            "crelu": (1e-3, CREL),
-            "redo": (1e-3, {"penalty": ReDO(tau=0.0, period=625)}),
-        },
-    },
-    "random-label": {
-        "n_tasks": 50,
-        "n_samples": 1200,
-        "epochs": 400,
-        "strategies": {
-            "baseline": (1e-4, {}),
-            "layer-norm": (1e-4, {"module__layer_norm": True}),
-            "l2init": (1e-4, {"penalty": L2Init(lam=1e-2)}),
-            "l2": (1e-4, {"penalty": L2(lam=1e-2)}),
-            "shrink-perturb": (
-                1e-4,
-                {"penalty": ShrinkAndPerturb(shrink=1e-4, noise=1e-2)},
-            ),
-            "cbp": (1e-3, CBP),
-            "crelu": (1e-3, CREL),
-            "redo": (1e-3, {"penalty": ReDO(tau=0.1, period=30000)}),
-        },
-    },
+STREAMS = {
+    "permuted": "plasticity-permuted-mnist",
+    "random-label": "random-label-mnist",
 }
-
-
-def tasks(args, seed):
-    """The problem's tasks ``(X, y, task)``, drawn from ``seed``."""
-    if args.problem == "permuted":
-        yield from iter_permuted_mnist(
-            args.data_home,
-            n_tasks=args.n_tasks,
-            n_samples=args.n_samples,
-            random_state=seed,
-        )
-        return
-    X, y, task_id = make_random_label_mnist(
-        args.data_home,
-        n_tasks=args.n_tasks,
-        n_samples=args.n_samples,
-        random_state=seed,
-    )
-    for task in range(args.n_tasks):
-        rows = task_id == task
-        yield X[rows], y[rows], task
-
-
-def make(name, args, seed):
-    """The strategy's estimator, recording its online accuracy."""
-    lr, params = PROBLEMS[args.problem]["strategies"][name]
-    params = {"module__hidden_sizes": (100, 100), **copy.deepcopy(params)}
-    return ContinualClassifier(
-        optimizer=torch.optim.Adam,
-        lr=lr,
-        batch_size=16,
-        max_epochs=args.epochs,
-        keep_snapshots=False,
-        callbacks=[PrequentialScore(warn=False)],
-        random_state=seed,
-        **params,
-    )
-
-
-def run(name, args, seed):
-    torch.set_num_threads(1)
-    clf = make(name, args, seed)
-    start = time.process_time()
-    for X, y, task in tasks(args, seed):
-        clf.partial_fit(X, y, task_id=task, classes=np.arange(10))
-    scores, training_task = prequential_scores(clf)
-    return (
-        name,
-        online_accuracy(scores, training_task),
-        total_online_accuracy(scores),
-        time.process_time() - start,
-    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", choices=sorted(PROBLEMS), required=True)
-    parser.add_argument("--n-tasks", type=int, default=None)
+    parser.add_argument("--problem", choices=sorted(STREAMS), required=True)
+    parser.add_argument("--n-tasks", type=int, default=3, help="at most 3")
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--strategies", default="all", help="comma-separated, or all")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument(
         "--data-home", default=os.environ.get("SKCL_DATA", "../shared/data/mnist")
     )
-    parser.add_argument("--output", default=None, help="folder for the curves")
-    parser.add_argument("--speed", action="store_true", help="time stacked fits")
     args = parser.parse_args(argv)
-    problem = PROBLEMS[args.problem]
-    for key in ("n_tasks", "n_samples", "epochs"):
-        if getattr(args, key) is None:
-            setattr(args, key, problem[key])
-    strategies = problem["strategies"]
-    names = list(strategies) if args.strategies == "all" else args.strategies.split(",")
-    if args.speed:
-        args.n_tasks = min(args.n_tasks, 3)
-        return speed(names, args)
-    results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run)(name, args, seed) for name in names for seed in range(args.seeds)
+    regime, _, n_samples = PLASTICITY_STREAMS[STREAMS[args.problem]]
+    args.n_tasks = min(args.n_tasks, 3)
+    if args.n_samples is None:
+        args.n_samples = n_samples
+    if args.epochs is None:
+        args.epochs = PLASTICITY_REGIMES[regime]["max_epochs"]
+    names = (
+        list(PLASTICITY_STRATEGIES)
+        if args.strategies == "all"
+        else args.strategies.split(",")
     )
-    window = min(10, args.n_tasks)
-    steps = args.epochs * -(-args.n_samples // 16)
-    print(
-        f"{args.problem} MNIST: {args.n_tasks} tasks of {args.n_samples} images, "
-        f"{steps} steps of batch 16 each, {args.seeds} seeds"
-    )
-    print(f"{'strategy':<16} {'first':>6} {'last':>6} {'total':>6} {'CPU s':>8}")
-    curves = {}
-    for name in names:
-        mine = [r for r in results if r[0] == name]
-        curves[name] = np.mean([r[1] for r in mine], axis=0)
-        total = np.mean([r[2] for r in mine])
-        seconds = np.mean([r[3] for r in mine])
-        first, last = curves[name][:window].mean(), curves[name][-window:].mean()
-        print(f"{name:<16} {first:6.3f} {last:6.3f} {total:6.3f} {seconds:8.1f}")
-    print(f"(online accuracy on the first and the last {window} tasks, and in all)")
-    if args.output:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from skcl.metrics import OnlineAccuracyDisplay
-
-        folder = Path(args.output)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / f"plasticity_{args.problem}.npz", **curves)
-        display = OnlineAccuracyDisplay(curves, chance=0.1).plot()
-        display.figure_.savefig(
-            folder / f"plasticity_{args.problem}.png", dpi=100, bbox_inches="tight"
-        )
+    return speed(names, args)
 
 
 def speed(names, args):
@@ -217,13 +79,8 @@ def speed(names, args):
     ``torch.optim`` (per-step plug-ins, Layer Norm, CReLU), grows over
     thousands of steps of memorising random labels.
     """
-    from skcl._benchmark._plasticity_presets import plasticity_params
-    from skcl._benchmark._plasticity_streams import PlasticityStream
-
     torch.set_num_threads(1)
-    stream = {"random-label": "random-label-mnist"}.get(
-        args.problem, "plasticity-permuted-mnist"
-    )
+    stream = STREAMS[args.problem]
     streams = {}
     for seed in range(args.seeds):
         tasks = PlasticityStream(
@@ -232,8 +89,7 @@ def speed(names, args):
         X, y = zip(*map(tasks.task, range(args.n_tasks)), strict=True)
         task = np.repeat(np.arange(args.n_tasks), [len(rows) for rows in y])
         streams[seed] = (np.concatenate(X), np.concatenate(y), task)
-    regime = f"plasticity-{args.problem}"
-    names = ["naive" if name == "baseline" else name for name in names]
+    regime = PLASTICITY_STREAMS[stream][0]
 
     def preset(name, seed):
         params = plasticity_params(name, regime, {})
