@@ -140,24 +140,33 @@ def agem_project(net, params, buffer_X, buffer_y, setting, rng):
             offset += p.numel()
 
 
-def per_sample_fisher(net, X, y, weighted, chunk=1000):
-    """Sum over samples of ``[p(y|x)] * (d log p(y|x) / d theta)^2``, flat."""
-    names = [n for n, _ in net.named_parameters()]
-    theta = {n: p.detach() for n, p in net.named_parameters()}
+def per_sample_fisher(net, X, y, weighted, chunk=10_000):
+    """Sum over samples of ``[p(y|x)] * (d log p(y|x) / d theta)^2``, flat.
 
-    def log_p(theta, x, label):
-        out = torch.func.functional_call(net, theta, (x[None],))
-        return F.log_softmax(out, 1)[0].gather(0, label[None])[0]
-
-    grad_and_value = torch.vmap(torch.func.grad_and_value(log_p), in_dims=(None, 0, 0))
-    total = 0.0
+    Exact per-sample squares for a stack of linear layers: a sample's weight
+    gradient is ``delta a^T``, so the sum of its squares is
+    ``(w delta^2)^T a^2`` (``delta`` the gradient at the layer's output).
+    """
+    layers = [m for m in net if isinstance(m, nn.Linear)]
+    sums = [torch.zeros_like(p) for p in net.parameters()]
     for i in range(0, len(y), chunk):
-        grads, value = grad_and_value(theta, X[i : i + chunk], y[i : i + chunk])
-        weight = value.exp() if weighted else torch.ones_like(value)
-        total = total + flat(
-            [torch.einsum("n,n...->...", weight, grads[n] ** 2) for n in names]
-        )
-    return total
+        h, inputs, outputs = X[i : i + chunk], [], []
+        for m in net:
+            if isinstance(m, nn.Linear):
+                inputs.append(h.detach())
+                h = m(h)
+                outputs.append(h)
+            else:
+                h = m(h)
+        log_p = F.log_softmax(h, 1).gather(1, y[i : i + chunk, None])[:, 0]
+        deltas = torch.autograd.grad(log_p.sum(), outputs)
+        w = log_p.detach().exp() if weighted else torch.ones_like(log_p)
+        for k, (a, d) in enumerate(zip(inputs, deltas, strict=True)):
+            d2 = w[:, None] * d.square()
+            sums[2 * k] += d2.T @ a.square()
+            sums[2 * k + 1] += d2.sum(0)
+    assert len(sums) == 2 * len(layers)
+    return flat(sums)
 
 
 @torch.no_grad()
