@@ -1,13 +1,12 @@
-"""The DER paper's SGD, oEWC, SI and A-GEM rows in a loop written like Mammoth's.
+"""The DER paper's SGD, oEWC, SI, A-GEM and LwF rows in a loop like Mammoth's.
 
 Checks whether a DER-table cell skcl misses is missed by the authors' recipe
 too. The loop follows aimagelab/mammoth at 7ab9db9 (``utils/training.py``,
 ``models/sgd.py``, ``models/ewc_on.py``, ``models/si.py``, ``models/agem.py``,
-the best settings
-of ``utils/best_args.py``) with torch and numpy only: ``MNISTMLP``
-(784-100-100-10, ReLU, Xavier-uniform weights, zero biases), one SGD
-optimizer for the whole stream, one shuffled epoch per task (last batch
-short), the batch-mean cross-entropy over all ten outputs.
+``models/lwf.py``, the best settings of ``utils/best_args.py``) with torch and
+numpy only: ``MNISTMLP`` (784-100-100-10, ReLU, Xavier-uniform weights, zero
+biases), one SGD optimizer for the whole stream, one shuffled epoch per task
+(last batch short), the batch-mean cross-entropy over all ten outputs.
 
 - oEWC adds ``e_lambda * sum F (theta - theta*)^2``; after each task ``F <-
   gamma F + F_new``, ``F_new`` the mean over the task's samples of ``p(y|x)
@@ -21,6 +20,15 @@ short), the batch-mean cross-entropy over all ten outputs.
   its end; each step takes the reference gradient on up to 128 of them
   (drawn without replacement) and projects the step's gradient when the
   two conflict.
+- LwF (Seq-MNIST only) masks the cross-entropy to the classes seen and adds
+  ``wd_reg * sum theta^2`` and ``alpha`` times the cross-entropy of
+  ``softmax(z / 2)`` against the targets ``softmax(z_old / 2)``, both over
+  the previous tasks' outputs; ``z_old`` are the network's outputs on the
+  task's samples after its ``begin_task``, which first trains the output
+  layer alone one epoch on the new task's outputs. 7ab9db9's
+  ``utils/training.py`` never calls ``begin_task`` (added in b48788a):
+  ``--no-begin-task`` runs LwF so, with no warm-up, no distillation and the
+  cross-entropy over all ten outputs (its task counter stays at 0).
 
 It reads the stream ``skcl benchmark`` builds with the same seed (or
 ``--stream-seed``) and prints the class-IL accuracy (and the task-IL one on
@@ -47,6 +55,7 @@ SETTINGS = {
         "online-ewc": dict(lr=0.03, batch=10, e_lambda=90.0, gamma=1.0),
         "si": dict(lr=0.1, batch=10, c=1.0, xi=0.9),
         "agem": dict(lr=0.1, batch=10, memory_batch=128),
+        "lwf": dict(lr=0.03, batch=10, alpha=1.0, wd_reg=5e-4),
     },
     "der-permuted-mnist": {
         "naive": dict(lr=0.2, batch=128),
@@ -58,7 +67,7 @@ SETTINGS = {
         "naive": dict(lr=0.2, batch=128),
         "online-ewc": dict(lr=0.1, batch=128, e_lambda=0.7, gamma=1.0),
         "si": dict(lr=0.1, batch=128, c=1.0, xi=1.0),
-        "agem": dict(lr=0.1, batch=128, memory_batch=128),  # 0.3 at 500
+        "agem": dict(lr={200: 0.1, 500: 0.3}, batch=128, memory_batch=128),
     },
 }
 
@@ -79,7 +88,10 @@ def flat(tensors):
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def run(stream, strategy, setting, seed, *, weighted=True, clip=True, memory=200):
+def run(
+    stream, strategy, setting, seed, *, weighted=True, clip=True, memory=200,
+    begin_task=True,
+):  # fmt: skip
     torch.manual_seed(seed)
     rng = np.random.RandomState(seed)
     net = mnist_mlp()
@@ -88,15 +100,28 @@ def run(stream, strategy, setting, seed, *, weighted=True, clip=True, memory=200
     anchor = importance = None
     start = flat(params).detach().clone()  # SI's checkpoint
     buffer_X, buffer_y = [], []  # A-GEM's memory
+    old_logits = None  # LwF's targets
     for k in range(stream.n_tasks):
         X, y = (torch.as_tensor(a) for a in stream.task(k))
         y = y.long()
         omega = torch.zeros_like(start)
+        if strategy == "lwf":
+            classes = [torch.as_tensor(c).long() for c in stream.task_classes]
+            seen = torch.cat(classes[: k + 1] if begin_task else classes)
+            old = torch.cat(classes[:k]) if begin_task and k else None
+            if old is not None:
+                old_logits = lwf_begin_task(net, X, y, classes[k], setting, rng)
         order = torch.as_tensor(rng.permutation(len(y)))
         for i in range(0, len(y), setting["batch"]):
             rows = order[i : i + setting["batch"]]
             opt.zero_grad()
-            loss = F.cross_entropy(net(X[rows]), y[rows])
+            if strategy == "lwf":
+                targets = None if old is None else old_logits[rows][:, old]
+                loss = lwf_loss(
+                    net(X[rows]), y[rows], params, seen, old, targets, setting
+                )
+            else:
+                loss = F.cross_entropy(net(X[rows]), y[rows])
             if importance is not None:
                 scale = setting.get("e_lambda", setting.get("c"))
                 loss = loss + scale * (importance * (flat(params) - anchor) ** 2).sum()
@@ -123,6 +148,36 @@ def run(stream, strategy, setting, seed, *, weighted=True, clip=True, memory=200
             importance = new if importance is None else importance + new
             anchor = start = theta
     return scores(net, stream)
+
+
+def positions(y, classes):
+    """The index of each label of ``y`` in ``classes``."""
+    return (y[:, None] == classes[None]).long().argmax(1)
+
+
+def lwf_loss(logits, y, params, seen, old, targets, setting):
+    """Mammoth's LwF loss; ``smooth(softmax(z), 2)`` is ``softmax(z / 2)``."""
+    loss = F.cross_entropy(logits[:, seen], positions(y, seen))
+    if old is not None:
+        soft = F.softmax(targets / 2, 1) * F.log_softmax(logits[:, old] / 2, 1)
+        loss = loss - setting["alpha"] * soft.sum(1).mean()
+    return loss + setting["wd_reg"] * flat(params).square().sum()
+
+
+def lwf_begin_task(net, X, y, new, setting, rng):
+    """Train the output layer alone one epoch on ``new``'s outputs; the logits after."""
+    head = net[-1]
+    opt = torch.optim.SGD(head.parameters(), lr=setting["lr"])
+    order = torch.as_tensor(rng.permutation(len(y)))
+    for i in range(0, len(y), setting["batch"]):
+        rows = order[i : i + setting["batch"]]
+        opt.zero_grad()
+        with torch.no_grad():
+            features = net[:-1](X[rows])
+        F.cross_entropy(head(features)[:, new], positions(y[rows], new)).backward()
+        opt.step()
+    with torch.no_grad():
+        return net(X)
 
 
 def agem_project(net, params, buffer_X, buffer_y, setting, rng):
@@ -198,20 +253,25 @@ def main():
     parser.add_argument("--memory-size", type=int, default=200)
     parser.add_argument("--unweighted", action="store_true")
     parser.add_argument("--no-clip", action="store_true")
+    parser.add_argument("--no-begin-task", action="store_true")
     args = parser.parse_args()
+    if args.strategy not in SETTINGS[args.stream]:
+        parser.error(f"--strategy {args.strategy} is run on seq-mnist only.")
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
     streams = seed_streams(
         dict(name=args.stream, data_home=args.data_home), seeds, args.stream_seed
     )
-    setting = SETTINGS[args.stream][args.strategy]
+    setting = dict(SETTINGS[args.stream][args.strategy])
+    if isinstance(setting["lr"], dict):
+        setting["lr"] = setting["lr"][args.memory_size]
     results = []
     for stream, seed in zip(streams, seeds, strict=True):
         begin = time.perf_counter()
         class_il, task_il = run(
             stream, args.strategy, setting, seed,
             weighted=not args.unweighted, clip=not args.no_clip,
-            memory=args.memory_size,
+            memory=args.memory_size, begin_task=not args.no_begin_task,
         )  # fmt: skip
         results.append((class_il, task_il))
         extra = "" if task_il is None else f", task-IL {100 * task_il:.2f}"
