@@ -102,11 +102,16 @@ class OnlineAccuracyDisplay:
                 axes[0], values, window, colors[name], name, line_kw
             )
         if self.chance is not None:
-            axes[0].axhline(self.chance, color="grey", linestyle="--", label="chance")
+            axes[0].axhline(self.chance, color="black", linestyle="--", label="chance")
         axes[0].set_ylabel("online accuracy of the task")
         axes[0].set_ylim(0, 1.02)
         if any(curves) or self.chance is not None:
-            axes[0].legend(loc="lower left", fontsize="small")
+            axes[-1].legend(
+                *axes[0].get_legend_handles_labels(),
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1),
+                fontsize="small",
+            )
         if extra is not None:
             for name, values in extra.items():
                 _draw(axes[1], values, window, colors[name], name, line_kw)
