@@ -6,6 +6,7 @@ from .penalties import QuadraticPenalty
 # The hooks called at every training step, in the order the engine calls them.
 STEP_HOOKS = (
     "before_forward",
+    "task_loss",
     "loss",
     "after_task_backward",
     "after_backward",
@@ -20,6 +21,10 @@ STACKABLE_STEP_HOOKS = (
     "after_backward",
     "after_step",
 )
+
+# The per-step hooks that can run once per candidate in a stack (a replaced
+# task loss cannot: the stacked backend computes the criterion itself).
+CANDIDATE_STEP_HOOKS = tuple(name for name in STEP_HOOKS if name != "task_loss")
 
 
 class Hooks:
@@ -53,6 +58,14 @@ class Hooks:
     def notify(self, name, *args):
         for hook in self._hooks[name]:
             hook(*args)
+
+    def task_loss(self, net, step):
+        """Return the loss a plug-in trains on in place of the criterion, or None.
+
+        At most one plug-in replaces it (the estimator checks its parameters).
+        """
+        replacing = self._hooks["task_loss"]
+        return replacing[0](net, step) if replacing else None
 
     def loss(self, net, step):
         """Return the sum of the plug-ins' loss terms, or None if there is none."""
@@ -95,7 +108,11 @@ def stacked_hooks(plugin):
 
 def candidate_hooks(plugin):
     """Name the per-step hooks of ``plugin`` that run once per candidate."""
-    return _declared(plugin, "candidate_steps")
+    return [
+        name
+        for name in _declared(plugin, "candidate_steps")
+        if name in CANDIDATE_STEP_HOOKS
+    ]
 
 
 def runs_per_candidate(plugin, shared_rows):

@@ -13,6 +13,7 @@ from torch import nn
 from typing_extensions import Self
 
 from ._constraints import SIZE, STRENGTH, Interval, Satisfies, StrOptions, check_params
+from ._hooks import Hooks
 from ._plugin import Plugin
 from .replay import Replay
 
@@ -268,6 +269,16 @@ class ParamsMixin(BaseEstimator):
         check_params(self)
         for prefix, plugin in self._plugin_prefixes():
             check_params(plugin, prefix=prefix)
+        replacing = [
+            prefix.rstrip("_")
+            for prefix, plugin in self._plugin_prefixes()
+            if Hooks([plugin])["task_loss"]
+        ]
+        if len(replacing) > 1:
+            raise ValueError(
+                f"The plug-ins {replacing} each replace the task loss (task_loss); "
+                "at most one plug-in may."
+            )
         _check_device(self.device)
 
     def _plugin_prefixes(self):

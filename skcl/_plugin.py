@@ -100,7 +100,8 @@ class Step:
         The network's outputs on ``inputs``, before masking (set by the
         forward pass).
     loss : Tensor
-        The task loss: the criterion on the masked outputs and ``targets``.
+        The task loss: the criterion on the masked outputs and ``targets``, or
+        the loss a plug-in's :meth:`Plugin.task_loss` returned in its place.
 
     Examples
     --------
@@ -143,9 +144,11 @@ class Plugin(BaseEstimator):
     - :meth:`begin_task` when a task opens;
     - at every training step, with the step's :class:`Step`:
       :meth:`before_forward` (may add rows to what the network trains on),
-      the forward pass and the task loss, :meth:`loss` (terms added to the
-      task loss), the backward pass, :meth:`after_task_backward` (the task
-      loss's gradient alone is in ``.grad``; the terms' is added after it),
+      the forward pass, :meth:`task_loss` (a loss of the plug-in's own in
+      place of the criterion; one plug-in at most), the task loss,
+      :meth:`loss` (terms added to the task loss), the backward pass,
+      :meth:`after_task_backward` (the task loss's gradient alone is in
+      ``.grad``; the terms' is added after it),
       :meth:`after_backward` (the whole gradient is in ``.grad``: gradient
       surgery), the optimizer's step, :meth:`after_step`;
     - :meth:`consolidate` after each chunk of a task has been trained (every
@@ -221,6 +224,9 @@ class Plugin(BaseEstimator):
       one each, and reading it raises RuntimeError (a plug-in that draws
       declares its hooks in ``candidate_steps`` too, as ER does).
 
+    :meth:`task_loss` runs in neither: a plug-in that replaces the task
+    loss trains its candidates one by one.
+
     A class may declare its hooks both ways (:class:`~skcl.replay.ER`): they
     run on the whole stack where the candidates draw the same batches (one
     shared memory) and per candidate otherwise. The declaration is per
@@ -293,6 +299,18 @@ class Plugin(BaseEstimator):
 
     def before_forward(self, net, step: Step) -> None:
         """Change what the network trains on (``step.inputs``, ``targets``...)."""
+
+    def task_loss(self, net, step: Step) -> torch.Tensor | None:
+        """Return the loss to train on in place of the criterion, or None.
+
+        Called after the forward pass (``step.logits`` is set); what it
+        returns becomes ``step.loss``, the history's ``train_loss`` and the
+        gradient that :meth:`after_task_backward` reads. For a method whose
+        loss is not the criterion plus terms (:class:`~skcl.replay.ICaRL`'s
+        binary cross-entropy): returning a term that cancels the criterion
+        from :meth:`loss` would compute both.
+        """
+        return None
 
     def loss(self, net, step: Step) -> torch.Tensor | None:
         """Return a term to add to the task loss at this step, or None."""

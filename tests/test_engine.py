@@ -286,3 +286,61 @@ def test_pipelines_train_their_final_estimators_together(stream):
     outcomes, reason = fit_together([clone(pipe) for _ in grid], X, y, t, partial=True)
     assert reason == "a Pipeline has no partial_fit"
     assert all(isinstance(o, TypeError) for o in outcomes)
+
+
+class SmoothedLoss(Plugin):
+    """Trains on a label-smoothed cross-entropy in place of the criterion."""
+
+    def task_loss(self, net, step):
+        return nn.functional.cross_entropy(
+            step.logits, step.targets, label_smoothing=0.1
+        )
+
+
+def test_a_replaced_task_loss_trains_as_that_criterion(stream):
+    X, y, t = stream
+    replaced = _classifier(penalty=SmoothedLoss()).fit(X, y, task_id=t)
+    criterion = _classifier(criterion__label_smoothing=0.1).fit(X, y, task_id=t)
+    # float64: the rounding of 2 epochs of 2 tasks of 100 samples (the
+    # criterion trains on the batched kernels, the plug-in on the module).
+    atol = tolerance(training_operations(criterion.module_, 400), 1.0)
+    for p, q in zip(
+        replaced.module_.parameters(), criterion.module_.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p, q, rtol=0, atol=atol)
+    np.testing.assert_allclose(
+        replaced.net_.history[:, "train_loss"],
+        criterion.net_.history[:, "train_loss"],
+        rtol=0,
+        atol=atol,
+    )
+    assert "penalty" not in replaced.net_.history[-1]
+
+
+def test_two_plugins_replacing_the_task_loss_are_refused_before_training(stream):
+    X, y, t = stream
+    clf = _classifier(penalty=[SmoothedLoss(), SmoothedLoss()])
+    with pytest.raises(ValueError, match=r"each replace the task loss"):
+        clf.fit(X, y, task_id=t)
+    assert not hasattr(clf, "net_")
+
+
+def test_a_replaced_task_loss_never_stacks(stream):
+    class DeclaredSmoothedLoss(SmoothedLoss):
+        candidate_steps = ("task_loss",)
+
+    X, y, t = stream
+    for plugin in (SmoothedLoss(), DeclaredSmoothedLoss()):
+        base = _classifier(penalty=plugin)
+        together, reason = fit_together(
+            [clone(base), clone(base).set_params(lr=0.05)], X, y, t
+        )
+        assert reason == (
+            f"its plug-in {type(plugin).__name__} acts at every step (task_loss) "
+            "in hooks that do not stack"
+        )
+        alone = clone(base).fit(X, y, task_id=t)
+        assert same(
+            list(together[0].module_.state_dict().values()),
+            list(alone.module_.state_dict().values()),
+        )

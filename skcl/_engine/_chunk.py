@@ -187,8 +187,11 @@ class _ModuleBackend:
         net, hooks = self.net, self.plugins
         net.optimizer_.zero_grad(set_to_none=True)
         step.logits = net.module_(step.inputs)
-        y_pred = mask_outputs(step.logits, step.output_mask)
-        step.loss = loss = net.criterion_(y_pred, step.targets)
+        loss = hooks.task_loss(net, step)
+        if loss is None:
+            y_pred = mask_outputs(step.logits, step.output_mask)
+            loss = net.criterion_(y_pred, step.targets)
+        step.loss = loss
         extra = hooks.loss(net, step)
         task_gradient = hooks["after_task_backward"]
         if extra is None or not task_gradient:

@@ -70,9 +70,9 @@ class ICaRL(Replay):
       classes seen so far, with one-hot targets for the current task's
       classes and, for the earlier tasks' classes, the sigmoid outputs of the
       network as it was at the end of the previous task (:attr:`teacher_`).
-      The plug-in's term is that loss minus the task loss, so the history's
-      ``train_loss`` stays the cross-entropy and ``penalty`` is the
-      difference.
+      It is the step's task loss (:meth:`~skcl.Plugin.task_loss`): the
+      history's ``train_loss`` and what other plug-ins read of the task
+      loss's gradient (:class:`~skcl.penalties.SI`) are iCaRL's loss.
     - **Prediction** (:meth:`infer`): by the nearest mean of exemplars in
       feature space, computed with the network after each chunk; the
       estimator's ``predict`` is the class of the nearest mean,
@@ -185,7 +185,7 @@ class ICaRL(Replay):
         step.inputs = torch.cat([step.X, self.memory_X_.index_select(0, rows)])
         step.targets = torch.cat([step.y, self.memory_y_.index_select(0, rows)])
 
-    def loss(self, net, step):
+    def task_loss(self, net, step):
         logits = step.logits
         one_hot = logits.new_zeros(logits.shape)
         targets = one_hot.scatter_(1, step.targets[:, None], 1.0)
@@ -194,10 +194,9 @@ class ICaRL(Replay):
                 old = torch.sigmoid(self.teacher_(step.inputs))
             targets = torch.where(self.old_classes_, old, targets)
         active = self._active.to(logits.dtype)
-        bce = F.binary_cross_entropy_with_logits(
+        return F.binary_cross_entropy_with_logits(
             logits, targets, weight=active, reduction="sum"
         ) / (len(logits) * active.sum())
-        return bce - step.loss
 
     @torch.no_grad()
     def consolidate(self, net, X, y):
